@@ -1,0 +1,284 @@
+"""Survivability: which failures a topology survives under Galera's weighted quorum rule.
+
+After a failure the voters fall into components; a component stays Primary only if its
+weight is more than half the weight of the last Primary component (the whole cluster
+here). An exact half loses on both sides. garbd votes with its weight like a node.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from toolkit.topology.model import Topology
+
+
+@dataclass(frozen=True)
+class Voter:
+    """A host that votes, reduced to what the quorum rule needs."""
+
+    host: str
+    region: str
+    weight: int
+    data: bool = True  # False for garbd, which votes but holds no data
+
+
+@dataclass(frozen=True)
+class Component:
+    """A group of surviving hosts that can still talk to each other."""
+
+    regions: tuple[str, ...]
+    hosts: tuple[str, ...]
+    weight: int
+    primary: bool
+
+
+@dataclass(frozen=True)
+class RegionOutcome:
+    """What a region sees in a scenario."""
+
+    database: str  # "primary" | "read-only" | "down"
+    keystone: str  # "writable" | "read-only" | "down" | "none"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One failure and its outcome."""
+
+    kind: str  # node-loss | region-loss | region-isolated | split
+    name: str
+    components: tuple[Component, ...]
+    regions: dict[str, RegionOutcome] = field(hash=False)
+
+    @property
+    def survives(self) -> bool:
+        """Whether some component keeps Primary (the cluster goes on accepting writes)."""
+        return any(c.primary for c in self.components)
+
+
+def is_primary(weight: int, previous: int) -> bool:
+    """Galera's rule: strictly more than half of the last Primary component's weight."""
+    return 2 * weight > previous
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The facts of a topology the analysis reads, so fixes can be tried on a copy."""
+
+    regions: tuple[str, ...]
+    voters: tuple[Voter, ...]
+    keystone_regions: frozenset[str]
+    hosts_by_region: dict[str, tuple[str, ...]] = field(hash=False)
+
+    @classmethod
+    def of(cls, topology: Topology) -> Layout:
+        """The layout of a topology."""
+        return cls(
+            regions=tuple(r.name for r in topology.regions),
+            voters=tuple(
+                Voter(h.name, h.region, h.weight, h.has("galera"))
+                for h in topology.voters
+            ),
+            keystone_regions=frozenset(
+                r.name for r in topology.regions if r.with_role("keystone")
+            ),
+            hosts_by_region={
+                r.name: tuple(h.name for h in r.hosts) for r in topology.regions
+            },
+        )
+
+    @property
+    def total_weight(self) -> int:
+        """Sum of every voter's weight."""
+        return sum(v.weight for v in self.voters)
+
+    def region_weight(self, region: str) -> int:
+        """Weight of one region's voters."""
+        return sum(v.weight for v in self.voters if v.region == region)
+
+
+def _scenario(
+    layout: Layout, kind: str, name: str, groups: list[set[str]], lost_hosts: set[str]
+) -> Scenario:
+    """Build a scenario from the groups of regions that can still reach each other."""
+    total = layout.total_weight
+    components = []
+    state: dict[str, RegionOutcome] = {}
+    for group in groups:
+        members = [
+            v for v in layout.voters if v.region in group and v.host not in lost_hosts
+        ]
+        weight = sum(v.weight for v in members)
+        primary = is_primary(weight, total)
+        components.append(
+            Component(
+                tuple(r for r in layout.regions if r in group),
+                tuple(v.host for v in members),
+                weight,
+                primary,
+            )
+        )
+        for region in group:
+            alive = [h for h in layout.hosts_by_region[region] if h not in lost_hosts]
+            if not alive:
+                db = "down"
+            elif primary:
+                db = "primary"
+            else:
+                db = "read-only" if any(m.data for m in members) else "down"
+            if region not in layout.keystone_regions:
+                ks = "none"
+            elif not alive:
+                ks = "down"
+            else:
+                ks = {"primary": "writable", "read-only": "read-only", "down": "down"}[
+                    db
+                ]
+            state[region] = RegionOutcome(db, ks)
+    return Scenario(kind, name, tuple(components), state)
+
+
+def scenarios(layout: Layout) -> list[Scenario]:
+    """Every single-node loss, region loss, region isolation and (4+ regions) split."""
+    everything = set(layout.regions)
+    out = []
+    for voter in layout.voters:
+        out.append(
+            _scenario(
+                layout, "node-loss", f"lose {voter.host}", [everything], {voter.host}
+            )
+        )
+    for region in layout.regions:
+        lost = set(layout.hosts_by_region[region])
+        out.append(
+            _scenario(
+                layout,
+                "region-loss",
+                f"lose region {region}",
+                [everything - {region}] if len(everything) > 1 else [set()],
+                lost,
+            )
+        )
+    if len(layout.regions) > 1:
+        for region in layout.regions:
+            out.append(
+                _scenario(
+                    layout,
+                    "region-isolated",
+                    f"isolate region {region}",
+                    [{region}, everything - {region}],
+                    set(),
+                )
+            )
+    if len(layout.regions) >= 4:
+        first, rest = layout.regions[0], layout.regions[1:]
+        for size in range(1, len(rest)):
+            for combo in itertools.combinations(rest, size):
+                side = {first, *combo}
+                other = everything - side
+                if len(side) < 2 or len(other) < 2:
+                    continue  # single regions are covered by isolation
+                name = f"split {{{','.join(sorted(side))}}} | {{{','.join(sorted(other))}}}"
+                out.append(_scenario(layout, "split", name, [side, other], set()))
+    return out
+
+
+def region_failures_survived(layout: Layout) -> bool:
+    """Whether every single region loss and isolation keeps a Primary component."""
+    return all(
+        s.survives
+        for s in scenarios(layout)
+        if s.kind in ("region-loss", "region-isolated")
+    )
+
+
+def suggest_fixes(layout: Layout) -> list[str]:
+    """The smallest changes (checked by re-running the analysis) that survive any one region's loss."""
+    if region_failures_survived(layout) or not layout.voters:
+        return []
+    fixes = []
+    total = layout.total_weight
+    voterless = [r for r in layout.regions if layout.region_weight(r) == 0]
+    # 1. A garbd: in a region that has no voter yet, else in a new third region.
+    target = voterless[0] if voterless else "kgt-arbiter"
+    regions = layout.regions if voterless else (*layout.regions, target)
+    hosts = {
+        **layout.hosts_by_region,
+        target: (*layout.hosts_by_region.get(target, ()), "garbd"),
+    }
+    for weight in range(1, total + 1):
+        voters = (*layout.voters, Voter("garbd", target, weight, data=False))
+        if region_failures_survived(
+            Layout(regions, voters, layout.keystone_regions, hosts)
+        ):
+            where = (
+                f"region '{target}'"
+                if voterless
+                else "a third site (one small VM is enough)"
+            )
+            fixes.append(f"add a garbd with weight {weight} in {where}")
+            break
+    # 2. A weight change: lower the heaviest region until no region holds half the weight.
+    heavy = max(layout.regions, key=layout.region_weight)
+    nodes = [v for v in layout.voters if v.region == heavy]
+    for new_weight in range(max(v.weight for v in nodes) - 1, -1, -1):
+        trial = Layout(
+            layout.regions,
+            tuple(
+                Voter(v.host, v.region, new_weight if v.region == heavy else v.weight)
+                for v in layout.voters
+            ),
+            layout.keystone_regions,
+            layout.hosts_by_region,
+        )
+        if trial.total_weight and region_failures_survived(trial):
+            fixes.append(
+                f"set pc.weight {new_weight} on region {heavy}'s nodes ({', '.join(v.host for v in nodes)})"
+            )
+            break
+    return fixes
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The full survivability report of a topology."""
+
+    total_weight: int
+    scenarios: tuple[Scenario, ...]
+    fixes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The documented JSON form (see `kgt analyze --help`)."""
+        return {
+            "total_weight": self.total_weight,
+            "scenarios": [
+                {
+                    "kind": s.kind,
+                    "name": s.name,
+                    "components": [
+                        {
+                            "regions": list(c.regions),
+                            "hosts": list(c.hosts),
+                            "weight": c.weight,
+                            "primary": c.primary,
+                        }
+                        for c in s.components
+                    ],
+                    "survives": s.survives,
+                    "regions": {
+                        r: {"database": o.database, "keystone": o.keystone}
+                        for r, o in s.regions.items()
+                    },
+                }
+                for s in self.scenarios
+            ],
+            "fixes": list(self.fixes),
+        }
+
+
+def analyze(topology: Topology) -> Analysis:
+    """Analyse a topology."""
+    layout = Layout.of(topology)
+    return Analysis(
+        layout.total_weight, tuple(scenarios(layout)), tuple(suggest_fixes(layout))
+    )

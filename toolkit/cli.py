@@ -1,0 +1,222 @@
+"""The `kgt` command line: the core commands here, the rest loaded lazily from sub-packages.
+
+Every KgtError becomes its message on stderr and its exit code; nothing ends in a
+traceback. Sub-command groups (lab, check, probe, drill, health) are imported only when
+used, so a probe does not pay for what it does not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit.errors import KgtError, TopologyError
+
+LAZY = {
+    "health": "toolkit.health.commands:health",
+    "lab": "toolkit.lab.commands:lab",
+    "check": "toolkit.check.commands:check",
+    "probe": "toolkit.probes.commands:probe",
+    "drill": "toolkit.drills.commands:drill",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-groups are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *(n for n in LAZY if self._available(n))])
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = LAZY[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY and self._available(name):
+            module, attr = LAZY[name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, name)
+
+
+topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
+secrets_opt = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+                           help="secrets file (default: the one the topology names)")
+format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="keystone-galera-toolkit", prog_name="kgt")
+def cli() -> None:
+    """kgt: one Keystone across regions on one geo-distributed Galera cluster."""
+
+
+def _load(path: Path) -> Any:
+    from toolkit.topology import load_with_warnings
+
+    topology, warnings = load_with_warnings(path)
+    for warning in warnings:
+        click.echo(str(warning), err=True)
+    return topology
+
+
+@cli.command()
+@topology_arg
+def validate(topology: Path) -> None:
+    """Check a topology file; every error as FILE:LINE: PATH: MESSAGE."""
+    model = _load(topology)
+    click.echo(f"{topology}: ok: {len(model.regions)} regions, {len(model.hosts)} hosts, "
+               f"{len(model.voters)} voters, total weight {model.total_weight}")
+
+
+@cli.command()
+@topology_arg
+@format_opt
+def analyze(topology: Path, fmt: str) -> None:
+    """Say which single failures the topology survives.
+
+    JSON: {"total_weight": W, "scenarios": [{"kind": "node-loss|region-loss|region-isolated|split",
+    "name": str, "components": [{"regions", "hosts", "weight", "primary"}], "survives": bool,
+    "regions": {R: {"database": "primary|read-only|down", "keystone": "writable|read-only|down|none"}}}],
+    "fixes": [str]}
+    """
+    from toolkit.analysis import analyze as run
+
+    result = run(_load(topology))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    click.echo(f"total weight {result.total_weight}; Primary needs more than {result.total_weight / 2:g}")
+    width = max(len(s.name) for s in result.scenarios)
+    for s in result.scenarios:
+        primary = [",".join(c.regions) or "-" for c in s.components if c.primary]
+        ro = [r for r, o in s.regions.items() if o.database == "read-only"]
+        verdict = "survives" if s.survives else "NO PRIMARY"
+        detail = f"Primary: {' '.join(primary) or 'none'}"
+        if ro:
+            detail += f"; read-only: {','.join(ro)}"
+        click.echo(f"{s.name:<{width}}  {verdict:<10}  {detail}")
+    for fix in result.fixes:
+        click.echo(f"fix: {fix}")
+
+
+@cli.command()
+@topology_arg
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@secrets_opt
+@click.option("--force", is_flag=True, help="replace a non-empty directory kgt did not write")
+def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) -> None:
+    """Render every per-host config into OUTPUT/<host>/, plus dns/, sql/ and manifest.json."""
+    from toolkit import secretstore
+    from toolkit.render import engine, output
+
+    model = _load(topology)
+    files = engine.render(model, secretstore.for_topology(model, secrets_path))
+    output.write(model, files, out, force=force)
+    hosts = len({f.host for f in files if f.host})
+    click.echo(f"rendered {len(files)} files for {hosts} hosts into {out}")
+
+
+@cli.command()
+@topology_arg
+@click.option("--against", required=True, type=click.Path(file_okay=False, path_type=Path))
+@secrets_opt
+def diff(topology: Path, against: Path, secrets_path: Path | None) -> None:
+    """Show what a render would change in AGAINST (secrets masked) and the reload plan."""
+    from toolkit import secretstore
+    from toolkit.render import diff as differ
+    from toolkit.render import engine
+
+    model = _load(topology)
+    secrets = secretstore.for_topology(model, secrets_path)
+    changed = differ.changes(engine.render(model, secrets), against, secrets)
+    if not changed:
+        click.echo("no changes")
+        return
+    for host in sorted({c.host or "site" for c in changed}):
+        click.echo(f"== {host}")
+        for change in (c for c in changed if (c.host or "site") == host):
+            click.echo(f"{change.status}: {change.path}")
+            click.echo(change.diff, nl=False)
+    click.echo("== reload plan")
+    for i, step in enumerate(differ.reload_plan(model, changed), 1):
+        click.echo(f"{i}. {step}")
+
+
+@cli.group()
+def secrets() -> None:
+    """Generate and rotate the secrets a topology needs (values are never printed)."""
+
+
+@secrets.command("init")
+@topology_arg
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), help="default: the topology's")
+def secrets_init(topology: Path, path: Path | None) -> None:
+    """Create or complete the secrets file with strong random values (mode 0600)."""
+    from toolkit import secretstore
+
+    model = _load(topology)
+    target = path or model.secrets_file
+    added = secretstore.init(model, target)
+    click.echo(f"{target}: added {', '.join(added)}" if added else f"{target}: complete, nothing added")
+
+
+@secrets.command("rotate")
+@click.argument("name")
+@click.option("--file", "path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def secrets_rotate(name: str, path: Path) -> None:
+    """Replace one secret with a new random value; render and reload afterwards."""
+    from toolkit import secretstore
+
+    secretstore.rotate(path, name)
+    click.echo(f"{path}: rotated {name}; run `kgt render` and the reload plan of `kgt diff`")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of topology files (for editors)."""
+    from toolkit.topology.document import TopologyDoc
+
+    click.echo(json.dumps(TopologyDoc.model_json_schema(), indent=2, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (errors as one line each, never a traceback)."""
+    try:
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="kgt", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("kgt: interrupted", err=True)
+        return 130
+    except TopologyError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        return exc.exit_code
+    except KgtError as exc:
+        click.echo(f"kgt: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("kgt: interrupted", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the edge: never show a traceback to a user
+        click.echo(f"kgt: internal error: {exc.__class__.__name__}: {exc}", err=True)
+        return 70
+    return code if isinstance(code, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

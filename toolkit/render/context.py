@@ -1,0 +1,202 @@
+"""Computed values the templates print: peer lists, timeouts, backup order, VRRP roles.
+
+Templates stay dumb; every decision about what a config says is made here, in plain
+functions over the model, and unit-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from toolkit.topology.model import Host, Region, Topology, Vip
+
+# Galera's stock EVS timeouts, in seconds: never go below these (measured: aggressive
+# timeouts made a cluster on 2 cores fragment and lose quorum for good).
+STOCK_EVS = {
+    "keepalive_period": 1.0,
+    "suspect_timeout": 5.0,
+    "inactive_timeout": 15.0,
+    "install_timeout": 7.5,
+}
+
+
+def iso_period(seconds: float) -> str:
+    """Seconds as the ISO 8601 period Galera reads: 7.5 → `PT7.5S`, 60 → `PT1M`."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"PT{int(seconds // 60)}M"
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
+
+
+def number(value: float) -> str:
+    """A number without a needless fraction: 1.0 → `1`, 0.5 → `0.5`."""
+    return f"{value:g}"
+
+
+def haproxy_time(seconds: float) -> str:
+    """Seconds as an HAProxy time: 1 → `1s`, 0.5 → `500ms`."""
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def evs_timeouts(topology: Topology, host: Host) -> dict[str, float]:
+    """EVS timeouts for `host`, derived from the worst expected RTT unless set explicitly.
+
+    Galera's WAN advice is that every timeout sits well above the worst round trip:
+    keepalive ≥ 4 RTT, suspect ≥ 10 RTT and 5 keepalives, inactive ≥ 3 suspects,
+    install = half of inactive; none below the stock values.
+    """
+    rtt = topology.worst_rtt
+    keepalive = max(STOCK_EVS["keepalive_period"], math.ceil(rtt * 4 * 10) / 10)
+    suspect = max(STOCK_EVS["suspect_timeout"], keepalive * 5, math.ceil(rtt * 10))
+    inactive = max(STOCK_EVS["inactive_timeout"], suspect * 3)
+    derived = {
+        "keepalive_period": keepalive,
+        "suspect_timeout": suspect,
+        "inactive_timeout": inactive,
+        "install_timeout": max(STOCK_EVS["install_timeout"], inactive / 2),
+    }
+    g = host.settings.galera
+    explicit = {
+        "keepalive_period": g.keepalive_period,
+        "suspect_timeout": g.suspect_timeout,
+        "inactive_timeout": g.inactive_timeout,
+        "install_timeout": g.install_timeout,
+    }
+    return {
+        key: explicit[key] if explicit[key] is not None else value
+        for key, value in derived.items()
+    }
+
+
+def gcomm_url(topology: Topology) -> str:
+    """`gcomm://` with every Galera node and garbd, region by region."""
+    return "gcomm://" + ",".join(h.gcomm_address for h in topology.voters)
+
+
+def provider_options(topology: Topology, host: Host) -> list[tuple[str, str]]:
+    """wsrep_provider_options of a Galera node, in a fixed order."""
+    g = host.settings.galera
+    region = topology.region(host.region)
+    options = [
+        ("gmcast.segment", str(region.segment)),
+        ("gmcast.listen_addr", f"tcp://{host.address}:{g.gcomm_port}"),
+        ("ist.recv_addr", f"{host.address}:{g.ist_port}"),
+    ]
+    options += [
+        (f"evs.{key}", iso_period(value))
+        for key, value in evs_timeouts(topology, host).items()
+    ]
+    options += [
+        ("evs.send_window", str(g.send_window)),
+        ("evs.user_send_window", str(g.user_send_window)),
+        ("gcache.size", g.gcache_size),
+        ("pc.weight", str(g.weight)),
+    ]
+    return options
+
+
+def slave_threads(host: Host) -> int:
+    """wsrep_slave_threads: the setting, else one per core."""
+    return host.settings.galera.slave_threads or host.settings.cores
+
+
+def regions_by_distance(topology: Topology, region: Region) -> list[Region]:
+    """The other regions, nearest first (expected RTT), file order breaking ties."""
+    others = [r for r in topology.regions if r.name != region.name]
+    return sorted(others, key=lambda r: (topology.rtt(region.name, r.name), r.index))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One server line of an HAProxy backend."""
+
+    host: Host
+    backup: bool
+
+
+def ordered_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
+    """Servers for a listener: the first local host active, then local, then remote backups.
+
+    HAProxy sends traffic to the first backup that is up, so this order is the failover
+    order: local nodes first, then the nearest region's, and so on.
+    """
+    local = list(region.with_role(role))
+    remote = [
+        h for r in regions_by_distance(topology, region) for h in r.with_role(role)
+    ]
+    return [Backend(h, backup=i > 0) for i, h in enumerate(local + remote)]
+
+
+def balanced_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
+    """Servers for a balanced listener: every local host active, remote hosts as backups."""
+    local = [Backend(h, backup=False) for h in region.with_role(role)]
+    remote = [
+        Backend(h, backup=True)
+        for r in regions_by_distance(topology, region)
+        for h in r.with_role(role)
+    ]
+    return local + remote
+
+
+def listen_addresses(topology: Topology, host: Host) -> list[str]:
+    """Addresses a proxy's listeners bind: its region's VIPs, else its own address."""
+    vips = topology.region(host.region).vips
+    return [str(v.address) for v in vips] or [str(host.address)]
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    """One keepalived vrrp_instance on one proxy."""
+
+    vip: Vip
+    state: str  # MASTER | BACKUP
+    priority: int
+    peers: tuple[str, ...]
+
+
+def vrrp_instances(topology: Topology, host: Host) -> list[VrrpInstance]:
+    """One instance per VIP of the region: MASTER for the VIP it owns, BACKUP for the rest.
+
+    Priorities fall by 10 per step of the rotation after the owner, so the failover
+    order of every VIP is the next proxy in file order.
+    """
+    region = topology.region(host.region)
+    proxies = [h.name for h in region.with_role("keepalived")]
+    peers = tuple(
+        str(h.address) for h in region.with_role("keepalived") if h.name != host.name
+    )
+    top = host.settings.keepalived.master_priority
+    out = []
+    for vip in region.vips:
+        owner = proxies.index(vip.master) if vip.master else 0
+        rank = (proxies.index(host.name) - owner) % len(proxies)
+        out.append(
+            VrrpInstance(
+                vip, "MASTER" if rank == 0 else "BACKUP", top - 10 * rank, peers
+            )
+        )
+    return out
+
+
+def memcache_servers(region: Region) -> list[str]:
+    """`address:port` of the region's memcached hosts, for Keystone's cache."""
+    return [
+        f"{h.address}:{h.settings.memcached.port}"
+        for h in region.with_role("memcached")
+    ]
+
+
+def db_address(region: Region) -> str:
+    """Where a region's Keystone reaches the database: its first VIP, else its first proxy."""
+    if region.vips:
+        return str(region.vips[0].address)
+    proxies = region.with_role("haproxy")
+    return str(proxies[0].address) if proxies else str(region.galera_nodes[0].address)
+
+
+def keystone_url(topology: Topology, region: Region) -> str:
+    """The public Keystone endpoint of a region, as published in the catalog."""
+    port = region.hosts[0].settings.haproxy.keystone_port
+    return f"http://keystone.{region.name}.{topology.domain}:{port}/v3"

@@ -1,0 +1,297 @@
+"""Render every per-host config of a topology in memory, from the component templates.
+
+Templates live in the top-level component folders (`galera/`, `haproxy/`, …), named
+after the file they produce, and ship inside the wheel as `toolkit/templates/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from toolkit.render import context as ctx
+from toolkit.render import zone
+from toolkit.secretstore import Secrets
+from toolkit.topology.model import Host, Topology
+
+COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns")
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One output file: where it goes, what it holds, and who reads and reloads it."""
+
+    path: (
+        str  # relative to the output directory: `<host>/etc/...`, `dns/...`, `sql/...`
+    )
+    host: str | None
+    content: str
+    service: str
+    reload: str
+    mode: int = 0o644
+    owner: str = "root"
+
+
+def template_dirs() -> list[Path]:
+    """Where templates are found: inside the installed package, else the source tree."""
+    package = Path(__file__).resolve().parent.parent
+    shipped = package / "templates"
+    if shipped.is_dir():
+        return [shipped]
+    return [package.parent]
+
+
+def environment() -> jinja2.Environment:
+    """A strict Jinja environment: an undefined name is an error, never an empty string."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.globals["time"] = ctx.haproxy_time
+    env.filters["num"] = ctx.number
+    return env
+
+
+@dataclass(frozen=True)
+class _Spec:
+    role: str
+    template: str
+    target: str
+    service: str
+    reload: str
+    mode: int = 0o644
+    owner: str = "root"
+    extra: Callable[[Topology, Host], dict[str, Any]] | None = None
+
+
+def _galera(topology: Topology, host: Host) -> dict[str, Any]:
+    return {
+        "g": host.settings.galera,
+        "gcomm_url": ctx.gcomm_url(topology),
+        "slave_threads": ctx.slave_threads(host),
+        "provider_options": [
+            f"{k}={v}" for k, v in ctx.provider_options(topology, host)
+        ],
+    }
+
+
+def _garbd(topology: Topology, host: Host) -> dict[str, Any]:
+    peers = [h.gcomm_address for h in topology.voters if h.name != host.name]
+    evs = ctx.evs_timeouts(topology, host)
+    return {
+        "peers": peers,
+        "evs_options": [f"evs.{k}={ctx.iso_period(v)}" for k, v in evs.items()],
+    }
+
+
+def _haproxy(topology: Topology, host: Host) -> dict[str, Any]:
+    region = topology.region(host.region)
+    return {
+        "h": host.settings.haproxy,
+        "listen": ctx.listen_addresses(topology, host),
+        "galera": ctx.ordered_backends(topology, region, "galera"),
+        "galera_read": ctx.balanced_backends(topology, region, "galera"),
+        "keystone": ctx.balanced_backends(topology, region, "keystone"),
+        "detection": ctx.haproxy_time(host.settings.haproxy.detection_bound),
+    }
+
+
+def _keepalived(topology: Topology, host: Host) -> dict[str, Any]:
+    instances = ctx.vrrp_instances(topology, host)
+    return {
+        "k": host.settings.keepalived,
+        "instances": instances,
+        "owned": [i.vip.name for i in instances if i.state == "MASTER"],
+    }
+
+
+def _keystone(topology: Topology, host: Host) -> dict[str, Any]:
+    region = topology.region(host.region)
+    return {
+        "ks": host.settings.keystone,
+        "db_address": ctx.db_address(region),
+        "memcache": ctx.memcache_servers(region),
+    }
+
+
+def _memcached(topology: Topology, host: Host) -> dict[str, Any]:
+    m = host.settings.memcached
+    return {"m": m, "threads": m.threads or host.settings.cores}
+
+
+SPECS = (
+    _Spec(
+        "galera",
+        "galera/60-galera.cnf.j2",
+        "etc/mysql/mariadb.conf.d/60-galera.cnf",
+        "mariadb",
+        "rolling restart: systemctl restart mariadb (one node at a time)",
+        extra=_galera,
+    ),
+    _Spec(
+        "galera",
+        "galera/61-galera-sst.cnf.j2",
+        "etc/mysql/mariadb.conf.d/61-galera-sst.cnf",
+        "mariadb",
+        "read at the next SST; no reload",
+        0o600,
+        "mysql",
+    ),
+    _Spec(
+        "galera",
+        "galera/health.cnf.j2",
+        "etc/kgt/health.cnf",
+        "kgt-health",
+        "systemctl restart kgt-health",
+        0o600,
+    ),
+    _Spec(
+        "galera",
+        "galera/kgt-health.service.j2",
+        "etc/systemd/system/kgt-health.service",
+        "kgt-health",
+        "systemctl daemon-reload && systemctl restart kgt-health",
+        extra=_galera,
+    ),
+    _Spec(
+        "garbd",
+        "galera/garb.j2",
+        "etc/default/garb",
+        "garbd",
+        "systemctl restart garbd",
+        extra=_garbd,
+    ),
+    _Spec(
+        "haproxy",
+        "haproxy/haproxy.cfg.j2",
+        "etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "systemctl reload haproxy",
+        0o600,
+        extra=_haproxy,
+    ),
+    _Spec(
+        "haproxy",
+        "haproxy/60-kgt-haproxy.conf.j2",
+        "etc/sysctl.d/60-kgt-haproxy.conf",
+        "sysctl",
+        "sysctl --system",
+    ),
+    _Spec(
+        "keepalived",
+        "keepalived/keepalived.conf.j2",
+        "etc/keepalived/keepalived.conf",
+        "keepalived",
+        "systemctl reload keepalived",
+        0o600,
+        extra=_keepalived,
+    ),
+    _Spec(
+        "keystone",
+        "keystone/keystone.conf.j2",
+        "etc/keystone/keystone.conf",
+        "keystone",
+        "restart the Keystone WSGI server",
+        0o640,
+        "keystone",
+        extra=_keystone,
+    ),
+    _Spec(
+        "memcached",
+        "memcached/memcached.conf.j2",
+        "etc/memcached.conf",
+        "memcached",
+        "systemctl restart memcached",
+        extra=_memcached,
+    ),
+    _Spec(
+        "dns",
+        "dns/named.conf.options.j2",
+        "etc/bind/named.conf.options",
+        "named",
+        "rndc reconfig",
+    ),
+    _Spec(
+        "dns",
+        "dns/named.conf.local.j2",
+        "etc/bind/named.conf.local",
+        "named",
+        "rndc reconfig",
+    ),
+)
+
+
+def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
+    """Every file of the topology, sorted by path; nothing is written."""
+    env = environment()
+    common = {"topology": topology, "secrets": _SecretView(secrets)}
+    files: list[RenderedFile] = []
+    zone_text = zone.build(topology)
+    for host in topology.hosts:
+        base = {**common, "host": host, "region": topology.region(host.region)}
+        for spec in SPECS:
+            if not host.has(spec.role):
+                continue
+            values = {**base, **(spec.extra(topology, host) if spec.extra else {})}
+            content = env.get_template(spec.template).render(values)
+            files.append(
+                RenderedFile(
+                    f"{host.name}/{spec.target}",
+                    host.name,
+                    content,
+                    spec.service,
+                    spec.reload,
+                    spec.mode,
+                    spec.owner,
+                )
+            )
+        if host.has("dns"):
+            files.append(
+                RenderedFile(
+                    f"{host.name}/etc/bind/kgt/{topology.domain}.zone",
+                    host.name,
+                    zone_text,
+                    "named",
+                    f"rndc reload {topology.domain}",
+                )
+            )
+    files.append(
+        RenderedFile(
+            f"dns/{topology.domain}.zone",
+            None,
+            zone_text,
+            "dns",
+            "copy to every authoritative server, then rndc reload",
+        )
+    )
+    has_keystone = bool(topology.with_role("keystone"))
+    sql = env.get_template("galera/bootstrap.sql.j2").render(
+        {**common, "keystone": has_keystone}
+    )
+    files.append(
+        RenderedFile(
+            "sql/bootstrap.sql",
+            None,
+            sql,
+            "mariadb",
+            "run once on the bootstrap node: mariadb < bootstrap.sql",
+            0o600,
+        )
+    )
+    return sorted(files, key=lambda f: f.path)
+
+
+class _SecretView:
+    """Lets templates write `secrets.name`; a missing secret raises SecretsError."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self._secrets = secrets
+
+    def __getattr__(self, name: str) -> str:
+        return self._secrets[name]

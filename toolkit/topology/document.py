@@ -1,0 +1,215 @@
+"""The topology file as written: pydantic models that type-check it and publish its JSON Schema.
+
+These models describe the YAML document only; `toolkit.topology.model` turns a valid
+document into the resolved, immutable domain model that everything else uses.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+ROLES = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
+Role = Literal[
+    "galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns"
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def parse_duration(value: object) -> object:
+    """Accept `1.5`, `"1500ms"`, `"1.5s"` or `"2m"`; return seconds as a float."""
+    if isinstance(value, bool):
+        raise ValueError(
+            "a duration is a number of seconds or a string like '500ms', '2s', '1m'"
+        )
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            number, unit = float(match.group(1)), match.group(2) or "s"
+            return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    raise ValueError(
+        f"{value!r} is not a duration (use a number of seconds or '500ms', '2s', '1m')"
+    )
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Size = Annotated[str, Field(pattern=r"^\d+[KMGT]?$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GaleraSettings(_Strict):
+    """Galera node settings (`galera:`); every field inherits site → region → host."""
+
+    weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
+        None, description="pc.weight of the node"
+    )
+    port: Port | None = None
+    gcomm_port: Port | None = None
+    ist_port: Port | None = None
+    sst_port: Port | None = None
+    health_port: Port | None = Field(
+        None, description="port of `kgt health serve` (HAProxy checks it)"
+    )
+    gcache_size: Size | None = None
+    max_connections: Annotated[int, Field(ge=10)] | None = None
+    slave_threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="default: the host's cores"
+    )
+    sst_method: Literal["mariabackup", "rsync"] | None = None
+    innodb_buffer_pool_size: Size | None = None
+    keepalive_period: Duration | None = Field(
+        None, description="evs.keepalive_period; default derived from RTT"
+    )
+    suspect_timeout: Duration | None = None
+    inactive_timeout: Duration | None = None
+    install_timeout: Duration | None = None
+    send_window: Annotated[int, Field(ge=1)] | None = None
+    user_send_window: Annotated[int, Field(ge=1)] | None = None
+
+
+class GarbdSettings(_Strict):
+    """Galera arbitrator settings (`garbd:`)."""
+
+    weight: Annotated[int, Field(ge=0, le=255)] | None = None
+    port: Port | None = None
+
+
+class HaproxySettings(_Strict):
+    """HAProxy settings (`haproxy:`); detection time is inter × fall."""
+
+    inter: Duration | None = Field(None, description="health check interval")
+    fall: Annotated[int, Field(ge=1)] | None = None
+    rise: Annotated[int, Field(ge=1)] | None = None
+    write_port: Port | None = None
+    read_port: Port | None = None
+    keystone_port: Port | None = None
+    stats_port: Port | None = None
+    maxconn: Annotated[int, Field(ge=1)] | None = None
+    timeout_client: Duration | None = None
+    timeout_server: Duration | None = None
+    timeout_connect: Duration | None = None
+
+
+class KeepalivedSettings(_Strict):
+    """keepalived settings (`keepalived:`)."""
+
+    interface: str | None = None
+    advert_int: Duration | None = None
+    router_id_base: Annotated[int, Field(ge=1, le=255)] | None = None
+    master_priority: Annotated[int, Field(ge=2, le=254)] | None = None
+
+
+class KeystoneSettings(_Strict):
+    """Keystone API settings (`keystone:`)."""
+
+    port: Port | None = None
+    workers: Annotated[int, Field(ge=1)] | None = None
+    cache_expiration: Annotated[int, Field(ge=1)] | None = None
+    token_expiration: Annotated[int, Field(ge=60)] | None = None
+    password_hash_rounds: Annotated[int, Field(ge=4, le=31)] | None = None
+
+
+class MemcachedSettings(_Strict):
+    """memcached settings (`memcached:`)."""
+
+    port: Port | None = None
+    memory_mb: Annotated[int, Field(ge=16)] | None = None
+    threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="default: the host's cores"
+    )
+    max_connections: Annotated[int, Field(ge=16)] | None = None
+
+
+class DnsSettings(_Strict):
+    """Settings of the zone and its servers (`dns:`)."""
+
+    ttl: Annotated[int, Field(ge=1)] | None = None
+    port: Port | None = None
+
+
+class Settings(_Strict):
+    """One layer of settings: `defaults:` (site), a region's `settings:`, or a host's own keys."""
+
+    cores: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="CPU cores of the host"
+    )
+    galera: GaleraSettings | None = None
+    garbd: GarbdSettings | None = None
+    haproxy: HaproxySettings | None = None
+    keepalived: KeepalivedSettings | None = None
+    keystone: KeystoneSettings | None = None
+    memcached: MemcachedSettings | None = None
+    dns: DnsSettings | None = None
+
+
+class HostDoc(Settings):
+    """A host: its name, address and composable roles; role-named keys are its own settings."""
+
+    name: Name
+    address: IPv4Address
+    roles: list[Role] = Field(min_length=1)
+
+
+class VipDoc(_Strict):
+    """A virtual IP held by the region's keepalived proxies."""
+
+    name: Name
+    address: IPv4Address
+
+
+class RegionDoc(_Strict):
+    """A region: one Galera segment, its VIPs and hosts."""
+
+    name: Name
+    subnet: IPv4Network
+    settings: Settings | None = None
+    vips: list[VipDoc] = Field(default_factory=list)
+    hosts: list[HostDoc] = Field(min_length=1)
+
+
+class RttPair(_Strict):
+    """Expected round-trip time between two named regions."""
+
+    between: Annotated[list[Name], Field(min_length=2, max_length=2)]
+    rtt: Duration
+
+
+class WanDoc(_Strict):
+    """WAN hints: expected round-trip times, used to derive Galera's EVS timeouts."""
+
+    rtt: Duration = Field(0.05, description="default RTT between any two regions")
+    pairs: list[RttPair] = Field(default_factory=list)
+
+
+class SecretsDoc(_Strict):
+    """Where secrets live; values are never written in the topology itself."""
+
+    file: str = Field("secrets.yaml", description="path relative to the topology file")
+    create: bool = Field(
+        False,
+        description="render creates the file with random values when absent (labs)",
+    )
+
+
+class TopologyDoc(_Strict):
+    """The whole topology file."""
+
+    name: Name = Field(description="becomes wsrep_cluster_name")
+    domain: Annotated[
+        str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+    ]
+    defaults: Settings | None = None
+    wan: WanDoc = Field(default_factory=lambda: WanDoc())
+    secrets: SecretsDoc = Field(default_factory=lambda: SecretsDoc())
+    regions: list[RegionDoc] = Field(min_length=1)

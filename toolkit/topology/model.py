@@ -1,0 +1,223 @@
+"""The resolved topology: frozen objects with the computed facts every other part uses.
+
+Built once from a validated `TopologyDoc` by `Topology.from_document`; nothing
+downstream reads the YAML or raw dicts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from toolkit.topology.document import TopologyDoc
+from toolkit.topology.settings import HostSettings, resolve
+
+
+@dataclass(frozen=True)
+class Vip:
+    """A virtual IP of a region and the proxy that should be its VRRP MASTER."""
+
+    name: str
+    address: IPv4Address
+    region: str
+    index: int  # position within the region, 0-based
+    router_id: int  # VRRP virtual_router_id, unique in the whole site
+    master: (
+        str | None
+    )  # host name of the intended MASTER (None when the region has no keepalived)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine and the roles it holds."""
+
+    name: str
+    address: IPv4Address
+    region: str
+    roles: frozenset[str]
+    settings: HostSettings
+
+    def has(self, role: str) -> bool:
+        """Whether the host holds `role`."""
+        return role in self.roles
+
+    @property
+    def is_voter(self) -> bool:
+        """Whether the host votes in Galera's quorum (a Galera node or a garbd)."""
+        return self.has("galera") or self.has("garbd")
+
+    @property
+    def weight(self) -> int:
+        """Its pc.weight in the quorum (0 for a host that does not vote)."""
+        if self.has("galera"):
+            return self.settings.galera.weight
+        if self.has("garbd"):
+            return self.settings.garbd.weight
+        return 0
+
+    @property
+    def gcomm_address(self) -> str:
+        """`address:port` of its group communication listener."""
+        port = (
+            self.settings.galera.gcomm_port
+            if self.has("galera")
+            else self.settings.garbd.port
+        )
+        return f"{self.address}:{port}"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region: one gmcast.segment with its hosts and VIPs."""
+
+    name: str
+    index: int  # 1-based position in the file; also the Galera segment
+    subnet: IPv4Network
+    hosts: tuple[Host, ...]
+    vips: tuple[Vip, ...]
+
+    @property
+    def segment(self) -> int:
+        """gmcast.segment of the region's Galera nodes."""
+        return self.index
+
+    def with_role(self, role: str) -> tuple[Host, ...]:
+        """Hosts of the region holding `role`, in file order."""
+        return tuple(h for h in self.hosts if h.has(role))
+
+    @property
+    def galera_nodes(self) -> tuple[Host, ...]:
+        """Galera nodes of the region."""
+        return self.with_role("galera")
+
+    @property
+    def voters(self) -> tuple[Host, ...]:
+        """Hosts that vote in the quorum: Galera nodes and garbd."""
+        return tuple(h for h in self.hosts if h.is_voter)
+
+    @property
+    def weight(self) -> int:
+        """Total quorum weight of the region."""
+        return sum(h.weight for h in self.voters)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The whole site: regions, hosts, VIPs, WAN hints and where its secrets live."""
+
+    name: str
+    domain: str
+    regions: tuple[Region, ...]
+    default_rtt: float
+    rtt_pairs: dict[frozenset[str], float] = field(hash=False)
+    secrets_file: Path
+    secrets_create: bool
+    source: Path
+
+    @classmethod
+    def from_document(cls, doc: TopologyDoc, source: Path) -> Topology:
+        """Resolve inheritance and compute VIP ownership; `doc` must be valid already."""
+        regions = []
+        router_id = None
+        for r_index, rdoc in enumerate(doc.regions, start=1):
+            hosts = tuple(
+                Host(
+                    name=h.name,
+                    address=h.address,
+                    region=rdoc.name,
+                    roles=frozenset(h.roles),
+                    settings=resolve(doc.defaults, rdoc.settings, h),
+                )
+                for h in rdoc.hosts
+            )
+            proxies = [h for h in hosts if h.has("keepalived")]
+            if router_id is None:
+                base = hosts[0].settings.keepalived.router_id_base
+                router_id = itertools.count(base)
+            vips = tuple(
+                Vip(
+                    name=v.name,
+                    address=v.address,
+                    region=rdoc.name,
+                    index=i,
+                    router_id=next(router_id),
+                    master=proxies[i % len(proxies)].name if proxies else None,
+                )
+                for i, v in enumerate(rdoc.vips)
+            )
+            regions.append(Region(rdoc.name, r_index, rdoc.subnet, hosts, vips))
+        pairs = {frozenset(p.between): p.rtt for p in doc.wan.pairs}
+        return cls(
+            name=doc.name,
+            domain=doc.domain,
+            regions=tuple(regions),
+            default_rtt=doc.wan.rtt,
+            rtt_pairs=pairs,
+            secrets_file=(source.parent / doc.secrets.file),
+            secrets_create=doc.secrets.create,
+            source=source,
+        )
+
+    @cached_property
+    def hosts(self) -> tuple[Host, ...]:
+        """Every host, region by region in file order."""
+        return tuple(h for r in self.regions for h in r.hosts)
+
+    def host(self, name: str) -> Host:
+        """The host called `name` (KeyError if none)."""
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def region(self, name: str) -> Region:
+        """The region called `name` (KeyError if none)."""
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def region_of(self, host: Host) -> Region:
+        """The region `host` belongs to."""
+        return self.region(host.region)
+
+    def with_role(self, role: str) -> tuple[Host, ...]:
+        """Every host holding `role`, in file order."""
+        return tuple(h for h in self.hosts if h.has(role))
+
+    @property
+    def galera_nodes(self) -> tuple[Host, ...]:
+        """Every Galera node."""
+        return self.with_role("galera")
+
+    @property
+    def voters(self) -> tuple[Host, ...]:
+        """Every quorum voter: Galera nodes and garbd."""
+        return tuple(h for h in self.hosts if h.is_voter)
+
+    @property
+    def vips(self) -> tuple[Vip, ...]:
+        """Every VIP of every region."""
+        return tuple(v for r in self.regions for v in r.vips)
+
+    @property
+    def total_weight(self) -> int:
+        """Sum of every voter's weight."""
+        return sum(h.weight for h in self.voters)
+
+    def rtt(self, a: str, b: str) -> float:
+        """Expected RTT between regions `a` and `b` in seconds (0 within a region)."""
+        if a == b:
+            return 0.0
+        return self.rtt_pairs.get(frozenset((a, b)), self.default_rtt)
+
+    @property
+    def worst_rtt(self) -> float:
+        """The largest expected RTT between any two regions."""
+        names = [r.name for r in self.regions]
+        return max(
+            (self.rtt(a, b) for a, b in itertools.combinations(names, 2)), default=0.0
+        )

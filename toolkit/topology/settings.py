@@ -1,0 +1,156 @@
+"""Resolved settings: the built-in defaults and the site → region → host inheritance.
+
+A topology file may leave any setting out; what a host finally gets is the first value
+found in its own keys, then its region's `settings:`, then the site's `defaults:`, then
+the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from toolkit.topology.document import Settings
+
+
+@dataclass(frozen=True)
+class GaleraConfig:
+    """Galera node settings after inheritance (EVS timeouts None = derive from the RTT)."""
+
+    weight: int = 1
+    port: int = 3306
+    gcomm_port: int = 4567
+    ist_port: int = 4568
+    sst_port: int = 4444
+    health_port: int = 9200
+    gcache_size: str = "1G"
+    max_connections: int = 1000
+    slave_threads: int | None = None
+    sst_method: str = "mariabackup"
+    innodb_buffer_pool_size: str = "1G"
+    keepalive_period: float | None = None
+    suspect_timeout: float | None = None
+    inactive_timeout: float | None = None
+    install_timeout: float | None = None
+    send_window: int = 512
+    user_send_window: int = 512
+
+
+@dataclass(frozen=True)
+class GarbdConfig:
+    """Galera arbitrator settings after inheritance."""
+
+    weight: int = 1
+    port: int = 4567
+
+
+@dataclass(frozen=True)
+class HaproxyConfig:
+    """HAProxy settings after inheritance."""
+
+    inter: float = 1.0
+    fall: int = 3
+    rise: int = 2
+    write_port: int = 3306
+    read_port: int = 3307
+    keystone_port: int = 5000
+    stats_port: int = 8404
+    maxconn: int = 4096
+    timeout_client: float = 3600.0
+    timeout_server: float = 3600.0
+    timeout_connect: float = 2.0
+
+    @property
+    def detection_bound(self) -> float:
+        """Seconds until HAProxy marks a dead server down: inter × fall."""
+        return self.inter * self.fall
+
+
+@dataclass(frozen=True)
+class KeepalivedConfig:
+    """keepalived settings after inheritance."""
+
+    interface: str = "eth0"
+    advert_int: float = 1.0
+    router_id_base: int = 51
+    master_priority: int = 150
+
+
+@dataclass(frozen=True)
+class KeystoneConfig:
+    """Keystone API settings after inheritance."""
+
+    port: int = 5000
+    workers: int = 2
+    cache_expiration: int = 3600
+    token_expiration: int = 3600
+    password_hash_rounds: int = 12
+
+
+@dataclass(frozen=True)
+class MemcachedConfig:
+    """memcached settings after inheritance (threads None = one per core)."""
+
+    port: int = 11211
+    memory_mb: int = 512
+    threads: int | None = None
+    max_connections: int = 4096
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """Zone and DNS server settings after inheritance."""
+
+    ttl: int = 60
+    port: int = 53
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Everything a host's configs are rendered from, fully resolved."""
+
+    cores: int
+    galera: GaleraConfig
+    garbd: GarbdConfig
+    haproxy: HaproxyConfig
+    keepalived: KeepalivedConfig
+    keystone: KeystoneConfig
+    memcached: MemcachedConfig
+    dns: DnsConfig
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "galera": GaleraConfig,
+    "garbd": GarbdConfig,
+    "haproxy": HaproxyConfig,
+    "keepalived": KeepalivedConfig,
+    "keystone": KeystoneConfig,
+    "memcached": MemcachedConfig,
+    "dns": DnsConfig,
+}
+DEFAULT_CORES = 2
+
+T = TypeVar("T")
+
+
+def _merge(cls: type[T], layers: list[dict[str, Any]]) -> T:
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for layer in layers:
+        values.update({k: v for k, v in layer.items() if k in known and v is not None})
+    return cls(**values)
+
+
+def resolve(*layers: Settings | None) -> HostSettings:
+    """Resolve settings layers, most general first (site, region, host)."""
+    dumps = [
+        layer.model_dump(exclude_none=True) for layer in layers if layer is not None
+    ]
+    cores = DEFAULT_CORES
+    for dump in dumps:
+        cores = dump.get("cores", cores)
+    sections = {
+        name: _merge(cls, [d.get(name, {}) for d in dumps])
+        for name, cls in _SECTIONS.items()
+    }
+    return HostSettings(cores=cores, **sections)

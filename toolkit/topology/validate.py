@@ -1,0 +1,247 @@
+"""Semantic checks of a type-correct topology: uniqueness, subnets, roles, ports, quorum shape.
+
+Errors make the topology unusable; warnings name a failure the topology will not survive.
+Every finding is located by path and line in the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+from toolkit.errors import Problem
+from toolkit.topology.loader import LineMap, Loc
+from toolkit.topology.model import Host, Topology
+from toolkit.topology.document import TopologyDoc
+
+
+def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str]]:
+    """(address, port, what) of every listener the host's roles open."""
+    s = host.settings
+    out: list[tuple[IPv4Address, int, str]] = []
+    a = host.address
+    if host.has("galera"):
+        g = s.galera
+        out += [
+            (a, g.port, "mariadb"),
+            (a, g.gcomm_port, "galera gcomm"),
+            (a, g.ist_port, "galera IST"),
+            (a, g.sst_port, "galera SST"),
+            (a, g.health_port, "kgt health"),
+        ]
+    if host.has("garbd"):
+        out.append((a, s.garbd.port, "garbd"))
+    if host.has("haproxy"):
+        h = s.haproxy
+        vips = [v.address for v in topology.region(host.region).vips] or [a]
+        for vip in vips:
+            out += [
+                (vip, h.write_port, "haproxy galera write"),
+                (vip, h.read_port, "haproxy galera read"),
+                (vip, h.keystone_port, "haproxy keystone"),
+            ]
+        out.append((a, h.stats_port, "haproxy stats"))
+    if host.has("keystone"):
+        out.append((a, s.keystone.port, "keystone"))
+    if host.has("memcached"):
+        out.append((a, s.memcached.port, "memcached"))
+    if host.has("dns"):
+        out.append((a, s.dns.port, "dns"))
+    return out
+
+
+def _region_host_locs(doc: TopologyDoc) -> Iterator[tuple[Loc, str, IPv4Address]]:
+    for ri, region in enumerate(doc.regions):
+        for hi, host in enumerate(region.hosts):
+            yield ("regions", ri, "hosts", hi), host.name, host.address
+
+
+def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]:
+    """Every semantic error and warning of the topology."""
+    problems: list[Problem] = []
+
+    def err(loc: Loc, message: str) -> None:
+        problems.append(lines.problem(loc, message))
+
+    def warn(loc: Loc, message: str) -> None:
+        problems.append(lines.problem(loc, message, "warning"))
+
+    # Names and addresses are unique across the whole site.
+    seen_regions: dict[str, Loc] = {}
+    for ri, region in enumerate(doc.regions):
+        loc: Loc = ("regions", ri, "name")
+        if region.name in seen_regions:
+            err(
+                loc,
+                f"region name '{region.name}' is used twice (first at line {lines.line(seen_regions[region.name])})",
+            )
+        seen_regions.setdefault(region.name, loc)
+    names: dict[str, Loc] = {}
+    addresses: dict[IPv4Address, Loc] = {}
+
+    def claim_name(loc: Loc, name: str) -> None:
+        if name in names:
+            err(
+                loc + ("name",),
+                f"name '{name}' is used twice (first at line {lines.line(names[name])})",
+            )
+        names.setdefault(name, loc + ("name",))
+
+    def claim_address(loc: Loc, address: IPv4Address) -> None:
+        if address in addresses:
+            err(
+                loc + ("address",),
+                f"address {address} is used twice (first at line {lines.line(addresses[address])})",
+            )
+        addresses.setdefault(address, loc + ("address",))
+
+    for ri, region in enumerate(doc.regions):
+        rloc: Loc = ("regions", ri)
+        for other in doc.regions[:ri]:
+            if region.subnet.overlaps(other.subnet):
+                err(
+                    rloc + ("subnet",),
+                    f"subnet {region.subnet} overlaps region '{other.name}' ({other.subnet})",
+                )
+        usable = (
+            set(region.subnet.hosts())
+            if region.subnet.num_addresses > 2
+            else set(region.subnet)
+        )
+        for hi, host in enumerate(region.hosts):
+            hloc = rloc + ("hosts", hi)
+            claim_name(hloc, host.name)
+            claim_address(hloc, host.address)
+            if host.address not in usable:
+                err(
+                    hloc + ("address",),
+                    f"address {host.address} is not a host address of region '{region.name}' subnet {region.subnet}",
+                )
+            if len(set(host.roles)) != len(host.roles):
+                err(hloc + ("roles",), "a role is listed twice")
+            roles = set(host.roles)
+            if "keepalived" in roles and "haproxy" not in roles:
+                err(
+                    hloc + ("roles",),
+                    "keepalived without haproxy: keepalived only moves the VIPs of a local HAProxy",
+                )
+            if "galera" in roles and "garbd" in roles:
+                err(
+                    hloc + ("roles",),
+                    "a host cannot be both a Galera node and a garbd (they share the gcomm port)",
+                )
+            for section in (
+                "galera",
+                "garbd",
+                "haproxy",
+                "keepalived",
+                "keystone",
+                "memcached",
+                "dns",
+            ):
+                if getattr(host, section) is not None and section not in roles:
+                    warn(
+                        hloc + (section,),
+                        f"settings for role '{section}' on a host without that role are ignored",
+                    )
+        for vi, vip in enumerate(region.vips):
+            vloc = rloc + ("vips", vi)
+            claim_name(vloc, vip.name)
+            claim_address(vloc, vip.address)
+            if vip.address not in usable:
+                err(
+                    vloc + ("address",),
+                    f"VIP {vip.address} is not inside region '{region.name}' subnet {region.subnet}",
+                )
+        rmodel = topology.regions[ri]
+        if rmodel.with_role("keystone") and not rmodel.with_role("haproxy"):
+            err(
+                rloc + ("hosts",),
+                f"region '{region.name}' has keystone hosts but no haproxy host to reach the database and serve the API",
+            )
+        if region.vips and not rmodel.with_role("keepalived"):
+            err(
+                rloc + ("vips",),
+                f"region '{region.name}' has VIPs but no keepalived host to hold them",
+            )
+        if rmodel.with_role("keepalived") and not region.vips:
+            err(
+                rloc + ("hosts",),
+                f"region '{region.name}' has keepalived hosts but no vips",
+            )
+
+    for loc, name, _ in _region_host_locs(doc):
+        host = topology.host(name)
+        seen: dict[tuple[IPv4Address, int], str] = {}
+        for address, port, what in bindings(topology, host):
+            key = (address, port)
+            if key in seen and seen[key] != what:
+                err(
+                    loc + ("roles",),
+                    f"port clash on {address}:{port}: {seen[key]} and {what}",
+                )
+            seen.setdefault(key, what)
+
+    last_vip = topology.vips[-1].router_id if topology.vips else 0
+    if last_vip > 255:
+        err(
+            ("regions",),
+            f"{len(topology.vips)} VIPs need VRRP router ids up to {last_vip}, above 255; lower keepalived.router_id_base",
+        )
+
+    for pi, pair in enumerate(doc.wan.pairs):
+        ploc: Loc = ("wan", "pairs", pi, "between")
+        for name in pair.between:
+            if name not in seen_regions:
+                err(
+                    ploc,
+                    f"unknown region '{name}' (regions: {', '.join(seen_regions)})",
+                )
+        if pair.between[0] == pair.between[1]:
+            err(ploc, "a pair needs two different regions")
+
+    if not topology.voters:
+        err(("regions",), "no host has the galera role: there is no cluster")
+    elif not any(p.severity == "error" for p in problems):
+        problems += _quorum_warnings(topology, lines)
+    return problems
+
+
+def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
+    """Warnings for a quorum shape that cannot survive some single failure."""
+    out = []
+    total = topology.total_weight
+    if len(topology.regions) < 3:
+        for region in topology.regions:
+            if region.weight * 2 >= total and region.weight:
+                out.append(
+                    lines.problem(
+                        ("regions",),
+                        f"only {len(topology.regions)} regions: losing region '{region.name}' "
+                        f"(weight {region.weight} of {total}) loses Primary everywhere; add a third region (a garbd is enough)",
+                        "warning",
+                    )
+                )
+    if total % 2 == 0:
+        names = [r.name for r in topology.regions]
+        halves = [
+            set(group)
+            for n in range(1, len(names))
+            for group in itertools.combinations(names, n)
+            if sum(topology.region(g).weight for g in group) * 2 == total
+            and names[0] in group
+        ]
+        what = (
+            f"a partition between {{{', '.join(sorted(halves[0]))}}} and the rest"
+            if halves
+            else "a partition into two halves"
+        )
+        out.append(
+            lines.problem(
+                ("regions",),
+                f"total Galera weight {total} is even: {what} (weight {total // 2} each) loses Primary on both sides",
+                "warning",
+            )
+        )
+    return out
