@@ -1,0 +1,135 @@
+"""The example lab for integration tests: booted once per session with `kgt lab up`, on pytest-docker.
+
+`kgt lab up` writes the compose file and starts the services in dependency order;
+pytest-docker then owns the compose project (its setup is a no-op `up` on containers that
+already run, its cleanup `down -v` is the safety net if a test run dies). Set
+KGT_LAB_REUSE=1 to keep a running lab between runs while developing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = ROOT / "topology" / "example.yaml"
+LAB_DIR = Path(os.environ.get("KGT_LAB_DIR", "/tmp/kgt-test-lab"))
+REUSE = os.environ.get("KGT_LAB_REUSE") == "1"
+PROJECT = "kgt-kgt-example"
+
+
+def kgt(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the kgt CLI as a subprocess, as a user would."""
+    done = subprocess.run([sys.executable, "-m", "toolkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"kgt {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def _engine_ready() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        return "no Docker engine (run `bash docker/engine.sh`)"
+    if subprocess.run(["docker", "image", "inspect", "kgt-lab:latest"], capture_output=True, check=False).returncode:
+        return "image kgt-lab:latest missing (run `bash docker/engine.sh`)"
+    return None
+
+
+def _lab_running() -> bool:
+    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                         capture_output=True, text=True, check=False).stdout
+    return bool(out.strip())
+
+
+@dataclass
+class Lab:
+    """The running example lab and handles on it."""
+
+    topology_path: Path
+    lab_dir: Path
+    up_seconds: float
+
+    @property
+    def topology(self):  # type: ignore[no-untyped-def]
+        from toolkit.topology import load
+
+        return load(self.topology_path)
+
+    @property
+    def secrets(self):  # type: ignore[no-untyped-def]
+        from toolkit import secretstore
+
+        return secretstore.for_topology(self.topology)
+
+    def kgt(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run kgt with `--lab-dir` appended for lab sub-commands."""
+        extra = ["--lab-dir", str(self.lab_dir)] if args and args[0] == "lab" else []
+        return kgt(*args, *extra, timeout=timeout, check=check)
+
+    def host(self, name: str):  # type: ignore[no-untyped-def]
+        from toolkit.lab.host import LabHost
+
+        return LabHost(name)
+
+
+@pytest.fixture(scope="session")
+def lab_booted() -> Iterator[Lab]:
+    reason = _engine_ready()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"integration tests need the lab: {reason}")
+        pytest.skip(reason)
+    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+    started = time.monotonic()
+    if not (REUSE and _lab_running()):
+        if _lab_running():
+            kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
+        done = kgt("lab", "up", str(TOPOLOGY), "--lab-dir", str(LAB_DIR), timeout=900)
+        sys.stderr.write(done.stdout + done.stderr)
+        assert done.returncode == 0, f"kgt lab up failed:\n{done.stdout}\n{done.stderr}"
+    lab = Lab(TOPOLOGY, LAB_DIR, time.monotonic() - started)
+    try:
+        yield lab
+    finally:
+        if not REUSE and _lab_running():
+            kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    return "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(lab_booted: Lab) -> str:
+    return str(lab_booted.lab_dir / "compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return PROJECT
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up -d --no-build"]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return [] if REUSE else ["down -v -t 5"]
+
+
+@pytest.fixture(scope="session")
+def lab(lab_booted: Lab, docker_services) -> Lab:  # type: ignore[no-untyped-def]
+    """The example lab, up and healthy."""
+    return lab_booted

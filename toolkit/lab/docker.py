@@ -1,0 +1,66 @@
+"""Thin, deadline-bound wrappers around the `docker` and `docker-compose` command lines."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import LabError
+
+IMAGE = "kgt-lab:latest"
+ENGINE_HINT = ("no Docker engine answers: run `sudo bash docker/engine.sh` (installs docker.io and "
+               "docker-compose, starts dockerd --iptables=false, builds the kgt-lab image)")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command returned."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether it exited 0."""
+        return self.rc == 0
+
+
+def run(args: list[str], *, timeout: float = 120, input: str | bytes | None = None) -> Result:
+    """Run a command; a timeout or a missing binary is rc 124/127, never an exception."""
+    try:
+        done = subprocess.run(args, input=input.encode() if isinstance(input, str) else input,
+                              capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Result(124, "", f"timed out after {timeout:.0f}s: {' '.join(args[:4])}")
+    except FileNotFoundError:
+        return Result(127, "", f"not found: {args[0]}")
+    return Result(done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"))
+
+
+def docker(*args: str, timeout: float = 120, input: str | bytes | None = None) -> Result:
+    """`docker ARGS`."""
+    return run(["docker", *args], timeout=timeout, input=input)
+
+
+def require_engine() -> None:
+    """Raise LabError with how to get an engine when none answers, or the image is missing."""
+    if shutil.which("docker") is None or not docker("info", "--format", "{{.ServerVersion}}", timeout=20).ok:
+        raise LabError(ENGINE_HINT)
+    if not docker("image", "inspect", IMAGE, timeout=20).ok:
+        raise LabError(f"image {IMAGE} is missing: run `sudo bash docker/engine.sh` to build it")
+
+
+def compose(compose_file: Path, project: str, *args: str, timeout: float = 300) -> Result:
+    """`docker-compose -f FILE -p PROJECT ARGS` (Debian's v1), else `docker compose`."""
+    base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+    return run([*base, "-f", str(compose_file), "-p", project, *args], timeout=timeout)
+
+
+def containers(project: str, all_states: bool = True) -> list[str]:
+    """Names of the containers of a compose project."""
+    args = ["ps", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={project}"]
+    result = docker(*args, *(["-a"] if all_states else []), timeout=30)
+    return sorted(line for line in result.stdout.split() if line) if result.ok else []

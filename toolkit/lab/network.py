@@ -1,0 +1,156 @@
+"""Cross-region network of the lab: routes through the WAN router, delay, loss and cuts.
+
+Only traffic between regions is touched. Delay and loss use `tc netem` inside the
+containers where the kernel has it, else the userspace WAN router (`wanrouter.py`),
+through which every container routes the other regions' /24s. Cuts are iptables rules
+inside the cut region's containers, in a chain of their own so healing is one flush.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from toolkit.errors import LabError
+from toolkit.lab.compose import ROUTER, ROUTER_NAME
+from toolkit.lab.host import LabHost
+from toolkit.retry import DeadlineExceeded, poll
+from toolkit.topology.model import Topology
+
+WAN_CONFIG = "/run/kgt/wan.json"
+CUT_CHAIN = "KGT-CUT"
+
+
+def router() -> LabHost:
+    """The WAN router container."""
+    return LabHost(ROUTER_NAME)
+
+
+def netem_available() -> bool:
+    """Whether the kernel the lab runs on has sch_netem (probed on the router's loopback)."""
+    probe = router().run("tc qdisc add dev lo root netem delay 0ms && tc qdisc del dev lo root", timeout=15)
+    return probe.ok
+
+
+def _write_router_config(topology: Topology, rules: list[dict[str, object]]) -> None:
+    config = {"regions": {r.name: str(r.subnet) for r in topology.regions}, "rules": rules}
+    text = json.dumps(config, indent=2)
+    result = router().run(f"mkdir -p /run/kgt && cat > {WAN_CONFIG}.tmp && mv {WAN_CONFIG}.tmp {WAN_CONFIG}",
+                          input=text, timeout=15)
+    if not result.ok:
+        raise LabError(f"cannot write the WAN router config: {result.stderr.strip()}")
+
+
+def start_router(topology: Topology) -> None:
+    """Start the userspace WAN router with no delay, and wait until it forwards."""
+    _write_router_config(topology, [])
+    r = router()
+    r.start("wanrouter", f"python3 -m toolkit.lab.wanrouter run --config {WAN_CONFIG}")
+    try:
+        poll(lambda: r.run("ip -o link show kgtwan0 | grep -q 'state UP\\|UNKNOWN'").ok and r.running("wanrouter"),
+             timeout=30, what="WAN router up")
+    except DeadlineExceeded as exc:
+        raise LabError(f"step wan-router: host {ROUTER_NAME}: not forwarding\n{r.log_tail('wanrouter')}") from exc
+
+
+def route_regions(topology: Topology) -> None:
+    """In every container, send the other regions' /24s through the WAN router."""
+    for region in topology.regions:
+        others = [r for r in topology.regions if r.name != region.name]
+        script = "; ".join(f"ip route replace {o.subnet} via {ROUTER}" for o in others) or "true"
+        for host in region.hosts:
+            result = LabHost(host.name).run(script, timeout=15)
+            if not result.ok:
+                raise LabError(f"step wan-router: host {host.name}: cannot add routes: {result.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class WanSpec:
+    """A WAN condition: round-trip time and loss between some regions (all pairs if None)."""
+
+    rtt: float = 0.0  # seconds
+    loss_pct: float = 0.0
+    between: tuple[str, str] | None = None
+
+    def describe(self) -> str:
+        """One line for people."""
+        where = " ↔ ".join(self.between) if self.between else "all region pairs"
+        return f"rtt {self.rtt * 1000:g}ms, loss {self.loss_pct:g}% between {where}"
+
+
+def apply_wan(topology: Topology, spec: WanSpec) -> str:
+    """Apply delay/loss to cross-region traffic; return which path was used."""
+    if spec.between:
+        for name in spec.between:
+            topology.region(name)  # KeyError for an unknown region, reported by the caller
+    if netem_available():
+        _netem(topology, spec)
+        return "netem"
+    rules: list[dict[str, object]] = [{"between": list(spec.between) if spec.between else None,
+                                       "delay_ms": spec.rtt * 1000 / 2, "loss_pct": spec.loss_pct}]
+    _write_router_config(topology, rules)
+    return "wan-router"
+
+
+def _netem(topology: Topology, spec: WanSpec) -> None:
+    """tc prio + netem on every container for traffic to the affected regions (each side delays half)."""
+    for region in topology.regions:
+        if spec.between and region.name not in spec.between:
+            continue
+        targets = [r for r in topology.regions if r.name != region.name
+                   and (not spec.between or r.name in spec.between)]
+        lines = ["tc qdisc del dev eth0 root 2>/dev/null || true",
+                 "tc qdisc add dev eth0 root handle 1: prio bands 4",
+                 f"tc qdisc add dev eth0 parent 1:4 handle 40: netem delay {spec.rtt * 1000 / 2:g}ms loss {spec.loss_pct:g}%"]
+        lines += [f"tc filter add dev eth0 parent 1: protocol ip u32 match ip dst {t.subnet} flowid 1:4" for t in targets]
+        for host in region.hosts:
+            result = LabHost(host.name).run("; ".join(lines), timeout=15)
+            if not result.ok:
+                raise LabError(f"host {host.name}: tc netem failed: {result.stderr.strip()}")
+
+
+def cut(topology: Topology, region: str) -> None:
+    """Cut `region` off from every other region, both ways; its hosts keep running."""
+    target = topology.region(region)
+    others = [r for r in topology.regions if r.name != region]
+    rules = [f"iptables -N {CUT_CHAIN} 2>/dev/null || iptables -F {CUT_CHAIN}",
+             f"iptables -C INPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I INPUT -j {CUT_CHAIN}",
+             f"iptables -C OUTPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I OUTPUT -j {CUT_CHAIN}"]
+    for other in others:
+        rules += [f"iptables -A {CUT_CHAIN} -s {other.subnet} -j DROP", f"iptables -A {CUT_CHAIN} -d {other.subnet} -j DROP"]
+    for host in target.hosts:
+        result = LabHost(host.name).run(" && ".join(rules), timeout=20)
+        if not result.ok:
+            raise LabError(f"host {host.name}: iptables failed: {result.stderr.strip()}")
+
+
+def heal(topology: Topology) -> None:
+    """Remove every cut and every delay (best effort on each host, errors collected)."""
+    errors = []
+    for host in topology.hosts:
+        result = LabHost(host.name).run(f"iptables -F {CUT_CHAIN} 2>/dev/null; "
+                                        "tc qdisc del dev eth0 root 2>/dev/null; true", timeout=20)
+        if not result.ok:
+            errors.append(f"{host.name}: {result.stderr.strip()}")
+    try:
+        _write_router_config(topology, [])
+    except LabError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise LabError("healing failed on " + "; ".join(errors))
+
+
+def tcp_connect_ms(source: str, address: str, port: int, count: int = 5) -> list[float]:
+    """TCP connect times in ms from inside container `source` to address:port."""
+    code = (
+        "import socket,time,json\n"
+        f"out=[]\nfor _ in range({count}):\n"
+        "    s=socket.socket(); s.settimeout(5); t=time.perf_counter()\n"
+        f"    s.connect(({address!r},{port})); out.append((time.perf_counter()-t)*1000); s.close()\n"
+        "print(json.dumps(out))\n"
+    )
+    result = LabHost(source).run(f"python3 -c {shlex.quote(code)}", timeout=60)
+    if not result.ok:
+        raise LabError(f"{source}: connect to {address}:{port} failed: {result.stderr.strip()[-300:]}")
+    return [float(x) for x in json.loads(result.stdout)]
