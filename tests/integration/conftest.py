@@ -91,8 +91,10 @@ def lab_booted() -> Iterator[Lab]:
     subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
     started = time.monotonic()
     if not (REUSE and _lab_running()):
-        if _lab_running():
-            kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
+        if _lab_running():  # a lab left by an earlier run, maybe from another lab dir
+            from toolkit.lab.docker import remove_project
+
+            remove_project(PROJECT)
         done = kgt("lab", "up", str(TOPOLOGY), "--lab-dir", str(LAB_DIR), timeout=900)
         sys.stderr.write(done.stdout + done.stderr)
         assert done.returncode == 0, f"kgt lab up failed:\n{done.stdout}\n{done.stderr}"

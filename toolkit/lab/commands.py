@@ -58,6 +58,9 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
     running = docker.containers(project, all_states=False)
     if running:
         raise LabError(f"lab {project} is already up ({len(running)} containers); `kgt lab down --lab-dir {lab_dir}` first")
+    if docker.containers(project):
+        click.echo(f"removing the stopped containers of an earlier {project} lab: "
+                   f"{len(docker.remove_project(project))} objects", err=True)
     clash = [h.name for h in model.hosts if docker.docker("inspect", h.name, timeout=15).ok]
     if clash:
         raise LabError(f"containers named {', '.join(clash)} exist already and are not this lab's; remove them first")

@@ -64,3 +64,21 @@ def containers(project: str, all_states: bool = True) -> list[str]:
     args = ["ps", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={project}"]
     result = docker(*args, *(["-a"] if all_states else []), timeout=30)
     return sorted(line for line in result.stdout.split() if line) if result.ok else []
+
+
+def remove_project(project: str) -> list[str]:
+    """Force-remove every container, network and volume labelled with a compose project.
+
+    Used when a lab's containers outlived their dockerd (a reboot, a killed session) and
+    no compose file is at hand; returns what it removed.
+    """
+    removed = []
+    label = f"label=com.docker.compose.project={project}"
+    for kind, listing in (("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"]),
+                          ("volume", ["volume", "ls", "-q"])):
+        ids = docker(*listing, "--filter", label, timeout=30).stdout.split()
+        if ids:
+            rm = ["rm", "-f", *ids] if kind == "container" else [kind, "rm", *ids]
+            if docker(*rm, timeout=120).ok:
+                removed += [f"{kind} {i[:12]}" for i in ids]
+    return removed
