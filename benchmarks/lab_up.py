@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def kgt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "toolkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          check=False, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=900
+    )
 
 
 def main() -> int:
@@ -39,14 +40,18 @@ def main() -> int:
             timings = json.loads((Path(lab_dir) / "lab.json").read_text())["timings"]
         finally:
             kgt("lab", "down", "--lab-dir", lab_dir)
-    print(f"kgt lab up (example, 9 hosts + WAN router), wall {wall:.1f}s; goal < 90s: {'met' if wall < 90 else 'MISSED'}")
+    print(
+        f"kgt lab up (example, 9 hosts + WAN router), wall {wall:.1f}s; goal < 90s: {'met' if wall < 90 else 'MISSED'}"
+    )
     for step, seconds in timings.items():
         if step != "total":
             print(f"  {step:<24} {seconds:6.1f}s")
     baseline = timings.get("containers", 0.0)
     if baseline:
-        print(f"baseline (docker creating and starting the containers): {baseline:.1f}s; "
-              f"whole boot = {wall / baseline:.1f}x the baseline")
+        print(
+            f"baseline (docker creating and starting the containers): {baseline:.1f}s; "
+            f"whole boot = {wall / baseline:.1f}x the baseline"
+        )
     return 0
 
 

@@ -1,3 +1,6 @@
-"""keystone-galera-toolkit: configs, lab, checks, probes and drills for one Keystone on a geo-distributed Galera cluster."""
+"""keystone-galera-toolkit: configs, lab, checks, probes and drills.
+
+For one OpenStack Keystone on a geo-distributed MariaDB Galera cluster.
+"""
 
 __version__ = "0.1.0"

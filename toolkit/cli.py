@@ -8,6 +8,7 @@ used, so a probe does not pay for what it does not run.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 
 import click
 
-from toolkit.errors import KgtError, TopologyError
+from toolkit import __version__
+from toolkit.errors import KgtError, SecretsError, TopologyError
 
 LAZY = {
     "health": "toolkit.health.commands:health",
@@ -30,14 +32,19 @@ class LazyGroup(click.Group):
     """A click group whose sub-groups are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The core commands and every lazy group whose module is present."""
         return sorted([*super().list_commands(ctx), *(n for n in LAZY if self._available(n))])
 
     @staticmethod
     def _available(name: str) -> bool:
         module = LAZY[name].split(":")[0]
-        return importlib.util.find_spec(module) is not None
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # the parent package itself is absent
+            return False
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """The command `name`, importing a lazy group on first use."""
         if name in LAZY and self._available(name):
             module, attr = LAZY[name].split(":")
             command: click.Command = getattr(importlib.import_module(module), attr)
@@ -46,13 +53,18 @@ class LazyGroup(click.Group):
 
 
 topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-secrets_opt = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-                           help="secrets file (default: the one the topology names)")
+secrets_opt = click.option(
+    "--secrets",
+    "secrets_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="secrets file (default: the one the topology names)",
+)
 format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="keystone-galera-toolkit", prog_name="kgt")
+# The version from the package itself: metadata lookup fails in a checkout run as `python3 -m toolkit.cli`.
+@click.version_option(version=__version__, prog_name="kgt")
 def cli() -> None:
     """kgt: one Keystone across regions on one geo-distributed Galera cluster."""
 
@@ -71,8 +83,10 @@ def _load(path: Path) -> Any:
 def validate(topology: Path) -> None:
     """Check a topology file; every error as FILE:LINE: PATH: MESSAGE."""
     model = _load(topology)
-    click.echo(f"{topology}: ok: {len(model.regions)} regions, {len(model.hosts)} hosts, "
-               f"{len(model.voters)} voters, total weight {model.total_weight}")
+    click.echo(
+        f"{topology}: ok: {len(model.regions)} regions, {len(model.hosts)} hosts, "
+        f"{len(model.voters)} voters, total weight {model.total_weight}"
+    )
 
 
 @cli.command()
@@ -201,13 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         return exc.exit_code
+    except SecretsError as exc:
+        # Its message starts with FILE[:LINE]: like a topology problem, so editors can jump to it.
+        click.echo(str(exc), err=True)
+        return exc.exit_code
     except KgtError as exc:
         click.echo(f"kgt: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("kgt: interrupted", err=True)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the edge: never show a traceback to a user
+    except Exception as exc:  # the edge: never show a traceback to a user
         click.echo(f"kgt: internal error: {exc.__class__.__name__}: {exc}", err=True)
         return 70
     return code if isinstance(code, int) else 0

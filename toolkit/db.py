@@ -31,15 +31,30 @@ class Endpoint:
     database: str | None = None
 
 
-def connect(endpoint: Endpoint, *, connect_timeout: float = 2.0, read_timeout: float = 5.0,
-            write_timeout: float = 5.0, autocommit: bool = True, dirty_reads: bool = False) -> Any:
+def connect(
+    endpoint: Endpoint,
+    *,
+    connect_timeout: float = 2.0,
+    read_timeout: float = 5.0,
+    write_timeout: float = 5.0,
+    autocommit: bool = True,
+    dirty_reads: bool = False,
+) -> Any:
     """Open a connection; `dirty_reads` lets a non-Primary node answer reads."""
     init = "SET SESSION wsrep_dirty_reads=1" if dirty_reads else None
     return pymysql.connect(
-        host=endpoint.host, port=endpoint.port, user=endpoint.user, password=endpoint.password,
-        database=endpoint.database, connect_timeout=max(1, round(connect_timeout)),
-        read_timeout=read_timeout, write_timeout=write_timeout, autocommit=autocommit,
-        init_command=init, charset="utf8mb4", cursorclass=pymysql.cursors.Cursor,
+        host=endpoint.host,
+        port=endpoint.port,
+        user=endpoint.user,
+        password=endpoint.password,
+        database=endpoint.database,
+        connect_timeout=max(1, round(connect_timeout)),
+        read_timeout=read_timeout,
+        write_timeout=write_timeout,
+        autocommit=autocommit,
+        init_command=init,
+        charset="utf8mb4",
+        cursorclass=pymysql.cursors.Cursor,
     )
 
 

@@ -27,8 +27,14 @@ PROJECT = "kgt-kgt-example"
 
 def kgt(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the kgt CLI as a subprocess, as a user would."""
-    done = subprocess.run([sys.executable, "-m", "toolkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"kgt {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -45,8 +51,12 @@ def _engine_ready() -> str | None:
 
 
 def _lab_running() -> bool:
-    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return bool(out.strip())
 
 

@@ -17,8 +17,15 @@ pytestmark = pytest.mark.integration
 
 
 def admin_connect(lab: Lab, address: str, port: int = 3306) -> Any:
-    return pymysql.connect(host=address, port=port, user="kgt_admin", password=lab.secrets["admin_password"],
-                           connect_timeout=3, read_timeout=5, autocommit=True)
+    return pymysql.connect(
+        host=address,
+        port=port,
+        user="kgt_admin",
+        password=lab.secrets["admin_password"],
+        connect_timeout=3,
+        read_timeout=5,
+        autocommit=True,
+    )
 
 
 def query_one(lab: Lab, address: str, sql: str, port: int = 3306) -> Any:
@@ -78,8 +85,11 @@ def test_vip_sends_writes_to_local_node_then_next_backup(lab: Lab) -> None:
     local.run("touch /etc/kgt/maintenance", timeout=10)
     try:
         vip = str(region.vips[0].address)
-        took = wait_for(lambda: query_one(lab, vip, "SELECT @@wsrep_node_name") == order[1],
-                        bound + 5, f"{vip} served by {order[1]}")
+        took = wait_for(
+            lambda: query_one(lab, vip, "SELECT @@wsrep_node_name") == order[1],
+            bound + 5,
+            f"{vip} served by {order[1]}",
+        )
         assert took <= bound + 2
     finally:
         local.run("rm -f /etc/kgt/maintenance", timeout=10)
@@ -95,8 +105,9 @@ def test_each_vip_on_its_master_and_moves_when_keepalived_stops(lab: Lab) -> Non
     other = next(h for h in topology.region(vip.region).with_role("keepalived") if h.name != vip.master)
     master.stop("keepalived")
     try:
-        took = wait_for(lambda: str(vip.address) in services.held_vips(lab.host(other.name)), 10,
-                        f"{vip.address} on {other.name}")
+        took = wait_for(
+            lambda: str(vip.address) in services.held_vips(lab.host(other.name)), 10, f"{vip.address} on {other.name}"
+        )
         assert str(vip.address) not in services.held_vips(master)
         assert took <= 5
     finally:
@@ -108,15 +119,21 @@ def keystone_session(lab: Lab, address: str) -> Any:
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
 
-    auth = v3.Password(auth_url=f"http://{address}:5000/v3", username="admin",
-                       password=lab.secrets["keystone_admin_password"], project_name="admin",
-                       user_domain_id="default", project_domain_id="default")
+    auth = v3.Password(
+        auth_url=f"http://{address}:5000/v3",
+        username="admin",
+        password=lab.secrets["keystone_admin_password"],
+        project_name="admin",
+        user_domain_id="default",
+        project_domain_id="default",
+    )
     return session.Session(auth=auth, timeout=15)
 
 
 def validate(lab: Lab, session: Any, address: str, token: str) -> int:
-    response = session.get(f"http://{address}:5000/v3/auth/tokens", headers={"X-Subject-Token": token},
-                           authenticated=True, raise_exc=False)
+    response = session.get(
+        f"http://{address}:5000/v3/auth/tokens", headers={"X-Subject-Token": token}, authenticated=True, raise_exc=False
+    )
     return int(response.status_code)
 
 
@@ -136,8 +153,10 @@ def test_token_from_r1_validates_in_r2_and_r3_but_not_with_other_keys(lab: Lab) 
         services.keystone_manage(h, "fernet_setup --keystone-user root --keystone-group root")
         assert validate(lab, sess, str(target.address), fresh) in (401, 404)
     finally:
-        h.run("rm -rf /etc/keystone/fernet-keys && mv /etc/keystone/fernet-keys.kgt-saved /etc/keystone/fernet-keys",
-              timeout=10)
+        h.run(
+            "rm -rf /etc/keystone/fernet-keys && mv /etc/keystone/fernet-keys.kgt-saved /etc/keystone/fernet-keys",
+            timeout=10,
+        )
     assert validate(lab, sess, str(target.address), token) == 200
 
 

@@ -12,8 +12,12 @@ pytestmark = pytest.mark.integration
 
 
 def docker_ids(*args: str) -> list[str]:
-    out = subprocess.run(["docker", *args, "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", *args, "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.split()
 
 

@@ -11,8 +11,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kgt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "toolkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          check=False, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
 
 
 def no_docker_env(tmp_path: Path) -> dict[str, str]:
@@ -37,8 +44,16 @@ def test_invalid_topology_fails_before_docker(tmp_path: Path) -> None:
 
 
 def test_topology_outside_the_lab_range_is_refused(tmp_path: Path) -> None:
-    done = kgt("lab", "up", str(ROOT / "topology" / "catalyst.yaml"), "--secrets", str(tmp_path / "s.yaml"),
-               "--lab-dir", str(tmp_path / "lab"), env=no_docker_env(tmp_path))
+    done = kgt(
+        "lab",
+        "up",
+        str(ROOT / "topology" / "catalyst.yaml"),
+        "--secrets",
+        str(tmp_path / "s.yaml"),
+        "--lab-dir",
+        str(tmp_path / "lab"),
+        env=no_docker_env(tmp_path),
+    )
     assert done.returncode == 1
     assert "outside the lab range 10.213.0.0/16" in done.stderr
     assert not (tmp_path / "docker-called").exists()
@@ -47,8 +62,16 @@ def test_topology_outside_the_lab_range_is_refused(tmp_path: Path) -> None:
 def test_no_engine_says_how_to_get_one(tmp_path: Path) -> None:
     secrets = tmp_path / "s.yaml"
     assert kgt("secrets", "init", str(ROOT / "topology" / "example.yaml"), "--file", str(secrets)).returncode == 0
-    done = kgt("lab", "up", str(ROOT / "topology" / "example.yaml"), "--secrets", str(secrets),
-               "--lab-dir", str(tmp_path / "lab"), env=no_docker_env(tmp_path))
+    done = kgt(
+        "lab",
+        "up",
+        str(ROOT / "topology" / "example.yaml"),
+        "--secrets",
+        str(secrets),
+        "--lab-dir",
+        str(tmp_path / "lab"),
+        env=no_docker_env(tmp_path),
+    )
     assert done.returncode == 1
     assert "no Docker engine answers" in done.stderr and "docker/engine.sh" in done.stderr
     assert "Traceback" not in done.stderr

@@ -118,7 +118,7 @@ def _scenario(
                 primary,
             )
         )
-        for region in group:
+        for region in (r for r in layout.regions if r in group):  # file order, not set order
             alive = [h for h in layout.hosts_by_region[region] if h not in lost_hosts]
             if not alive:
                 db = "down"
@@ -135,7 +135,13 @@ def _scenario(
                     db
                 ]
             state[region] = RegionOutcome(db, ks)
-    return Scenario(kind, name, tuple(components), state)
+    # A region in no group was lost whole; report it as down rather than leave it out.
+    lost = RegionOutcome("down", "down")
+    regions = {
+        r: state.get(r, lost if r in layout.keystone_regions else RegionOutcome("down", "none"))
+        for r in layout.regions
+    }
+    return Scenario(kind, name, tuple(components), regions)
 
 
 def scenarios(layout: Layout) -> list[Scenario]:

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -55,16 +56,30 @@ def _wait(what: str, step: str, h: LabHost, service: str, check: Callable[[], ob
         poll(check, timeout=timeout, what=what, interval=0.3, max_interval=1.0)
     except DeadlineExceeded as exc:
         tail = h.log_tail(service).rstrip()
-        raise LabError(f"step {step}: host {h.name}: {what} not ready after {timeout:.0f}s\n"
-                       f"--- last lines of {service} log on {h.name}:\n{tail or '(empty)'}") from exc
+        raise LabError(
+            f"step {step}: host {h.name}: {what} not ready after {timeout:.0f}s\n"
+            f"--- last lines of {service} log on {h.name}:\n{tail or '(empty)'}"
+        ) from exc
 
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - lab address
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def _holds(h: LabHost, address: str) -> bool:
+    return address in services.held_vips(h)
+
+
+def _listening(h: LabHost, port: int) -> bool:
+    return h.run(f"nc -z -w 1 $(hostname -i) {port}").ok
+
+
+def _resolves(h: LabHost, server: str, name: str) -> bool:
+    return bool(h.run(f"dig +short +time=1 @{server} {name} A").stdout.strip())
 
 
 @dataclass
@@ -87,8 +102,7 @@ class Booter:
         _own_files(self.state.rendered)
         document = compose.build(self.topology, self.state.rendered, source)
         self.state.compose_file.write_text(yaml.safe_dump(document, sort_keys=True))
-        result = docker.compose(self.state.compose_file, self.state.project, "up", "-d", "--no-build",
-                                timeout=300)
+        result = docker.compose(self.state.compose_file, self.state.project, "up", "-d", "--no-build", timeout=300)
         if not result.ok:
             raise LabError(f"step {step}: docker-compose up failed: {result.stderr.strip()[-1500:]}")
         self.progress.done(step, f"{len(document['services'])} containers on {compose.LAB_NETWORK} (internal)")
@@ -120,14 +134,22 @@ class Booter:
             self.progress.begin(step)
             hn = self.host(node)
             services.start_galera(hn)
-            _wait("Synced", step, hn, "mariadb", lambda hn=hn: services.is_synced(hn), 240)
-            self.progress.done(step, f"joined region {node.region} (segment {self.topology.region(node.region).segment})")
+            _wait("Synced", step, hn, "mariadb", partial(services.is_synced, hn), 240)
+            self.progress.done(
+                step, f"joined region {node.region} (segment {self.topology.region(node.region).segment})"
+            )
         step = "galera-size"
         self.progress.begin(step)
         expected = len(nodes) + len(self.topology.with_role("garbd"))
         self.garbd()
-        _wait(f"wsrep_cluster_size={expected}", step, h, "mariadb",
-              lambda: services.galera_status(h).get("wsrep_cluster_size") == str(expected), 120)
+        _wait(
+            f"wsrep_cluster_size={expected}",
+            step,
+            h,
+            "mariadb",
+            lambda: services.galera_status(h).get("wsrep_cluster_size") == str(expected),
+            120,
+        )
         self.progress.done(step, f"wsrep_cluster_size={expected} on {first.name}")
 
     def garbd(self) -> None:
@@ -143,7 +165,7 @@ class Booter:
             services.start_health(self.host(node), node)
         for node in self.topology.galera_nodes:
             url = f"http://{node.address}:{node.settings.galera.health_port}/write"
-            _wait(f"{url} 200", step, self.host(node), "kgt-health", lambda url=url: _http_ok(url), 60)
+            _wait(f"{url} 200", step, self.host(node), "kgt-health", partial(_http_ok, url), 60)
         self.progress.done(step, f"{len(self.topology.galera_nodes)} endpoints answer /write 200")
 
     def proxies(self) -> None:
@@ -155,7 +177,7 @@ class Booter:
             services.start_haproxy(self.host(host))
         for host in proxies:
             url = f"http://{host.address}:{host.settings.haproxy.stats_port}/healthz"
-            _wait(f"{url} 200", step, self.host(host), "haproxy", lambda url=url: _http_ok(url), 60)
+            _wait(f"{url} 200", step, self.host(host), "haproxy", partial(_http_ok, url), 60)
         self.progress.done(step, f"{len(proxies)} proxies up")
         step = "keepalived"
         self.progress.begin(step)
@@ -164,8 +186,14 @@ class Booter:
         for vip in self.topology.vips:
             if vip.master:
                 hm = self.host(vip.master)
-                _wait(f"VIP {vip.address} on {vip.master}", step, hm, "keepalived",
-                      lambda hm=hm, a=str(vip.address): a in services.held_vips(hm), 60)
+                _wait(
+                    f"VIP {vip.address} on {vip.master}",
+                    step,
+                    hm,
+                    "keepalived",
+                    partial(_holds, hm, str(vip.address)),
+                    60,
+                )
         self.progress.done(step, f"{len(self.topology.vips)} VIPs held by their MASTER")
 
     def memcached(self) -> None:
@@ -177,8 +205,14 @@ class Booter:
             services.start_memcached(self.host(host))
         for host in hosts:
             h = self.host(host)
-            _wait("memcached listening", step, h, "memcached",
-                  lambda h=h, p=host.settings.memcached.port: h.run(f"nc -z -w 1 $(hostname -i) {p}").ok, 30)
+            _wait(
+                "memcached listening",
+                step,
+                h,
+                "memcached",
+                partial(_listening, h, host.settings.memcached.port),
+                30,
+            )
         self.progress.done(step, f"{len(hosts)} servers")
 
     def keystone(self) -> None:
@@ -211,7 +245,8 @@ class Booter:
                 services.keystone_manage(
                     first,
                     f"bootstrap --bootstrap-password '{password}' --bootstrap-region-id {region.name} "
-                    f"--bootstrap-admin-url {url} --bootstrap-public-url {url} --bootstrap-internal-url {url}")
+                    f"--bootstrap-admin-url {url} --bootstrap-public-url {url} --bootstrap-internal-url {url}",
+                )
         except RuntimeError as exc:
             raise LabError(f"step {step}: host {first.name}: {exc}") from exc
         self.progress.done(step, f"schema, Fernet keys on {len(hosts)} hosts, {len(self.topology.regions)} regions")
@@ -221,12 +256,18 @@ class Booter:
             services.start_keystone(self.host(host), host)
         for host in hosts:
             url = f"http://{host.address}:{host.settings.keystone.port}/v3"
-            _wait(f"{url} 200", step, self.host(host), "keystone", lambda url=url: _http_ok(url, 5), 120)
+            _wait(f"{url} 200", step, self.host(host), "keystone", partial(_http_ok, url, 5), 120)
         for region in self.topology.regions:
             for vip in region.vips:
                 url = f"http://{vip.address}:{region.hosts[0].settings.haproxy.keystone_port}/v3"
-                _wait(f"{url} 200 through HAProxy", step, self.host(vip.master or hosts[0].name), "haproxy",
-                      lambda url=url: _http_ok(url, 5), 60)
+                _wait(
+                    f"{url} 200 through HAProxy",
+                    step,
+                    self.host(vip.master or hosts[0].name),
+                    "haproxy",
+                    partial(_http_ok, url, 5),
+                    60,
+                )
         self.progress.done(step, f"{len(hosts)} API servers, every VIP answers /v3")
 
     def dns(self) -> None:
@@ -240,9 +281,14 @@ class Booter:
             h = self.host(host)
             services.start_named(h)
             name = f"{self.topology.regions[0].name}.{self.topology.domain}"
-            _wait(f"named answers {name}", step, h, "named",
-                  lambda h=h, name=name, a=host.address: bool(h.run(f"dig +short +time=1 @{a} {name} A").stdout.strip()),
-                  60)
+            _wait(
+                f"named answers {name}",
+                step,
+                h,
+                "named",
+                partial(_resolves, h, str(host.address), name),
+                60,
+            )
         self.progress.done(step, f"{len(hosts)} servers answer for {self.topology.domain}")
 
 
@@ -255,8 +301,9 @@ def _own_files(rendered: Path) -> None:
     files = json.loads((rendered / "manifest.json").read_text())["files"]
     ids: dict[str, tuple[int, int]] = {}
     for owner in sorted({f["owner"] for f in files} - {"root"}):
-        result = docker.docker("run", "--rm", "--network", "none", docker.IMAGE, "sh", "-c",
-                               f"id -u {owner} && id -g {owner}", timeout=60)
+        result = docker.docker(
+            "run", "--rm", "--network", "none", docker.IMAGE, "sh", "-c", f"id -u {owner} && id -g {owner}", timeout=60
+        )
         if result.ok:
             uid, gid = (int(x) for x in result.stdout.split()[:2])
             ids[owner] = (uid, gid)

@@ -13,8 +13,13 @@ import click
 
 from toolkit.errors import KgtError, LabError, UsageError
 
-lab_dir_opt = click.option("--lab-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kgt-lab"),
-                           show_default=True, help="where the lab keeps its rendered files and state")
+lab_dir_opt = click.option(
+    "--lab-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".kgt-lab"),
+    show_default=True,
+    help="where the lab keeps its rendered files and state",
+)
 
 
 def source_root() -> Path:
@@ -57,10 +62,15 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
     project = compose.project_name(model)
     running = docker.containers(project, all_states=False)
     if running:
-        raise LabError(f"lab {project} is already up ({len(running)} containers); `kgt lab down --lab-dir {lab_dir}` first")
+        raise LabError(
+            f"lab {project} is already up ({len(running)} containers); `kgt lab down --lab-dir {lab_dir}` first"
+        )
     if docker.containers(project):
-        click.echo(f"removing the stopped containers of an earlier {project} lab: "
-                   f"{len(docker.remove_project(project))} objects", err=True)
+        click.echo(
+            f"removing the stopped containers of an earlier {project} lab: "
+            f"{len(docker.remove_project(project))} objects",
+            err=True,
+        )
     clash = [h.name for h in model.hosts if docker.docker("inspect", h.name, timeout=15).ok]
     if clash:
         raise LabError(f"containers named {', '.join(clash)} exist already and are not this lab's; remove them first")
@@ -71,8 +81,11 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
     try:
         boot.up(model, secrets, state, source_root(), click.echo)
     except KgtError:
-        click.echo(f"lab up failed; the containers are left for inspection: `kgt lab status --lab-dir {lab_dir}`, "
-                   f"`kgt lab down --lab-dir {lab_dir}`", err=True)
+        click.echo(
+            f"lab up failed; the containers are left for inspection: `kgt lab status --lab-dir {lab_dir}`, "
+            f"`kgt lab down --lab-dir {lab_dir}`",
+            err=True,
+        )
         raise
 
 
@@ -130,8 +143,9 @@ def _percent(text: str) -> float:
 @click.option("--cut", "cut_region", help="cut region R off from all others (both ways)")
 @click.option("--clear", is_flag=True, help="remove every delay, loss and cut")
 @lab_dir_opt
-def wan(rtt: str | None, between: str | None, loss: str | None, cut_region: str | None, clear: bool,
-        lab_dir: Path) -> None:
+def wan(
+    rtt: str | None, between: str | None, loss: str | None, cut_region: str | None, clear: bool, lab_dir: Path
+) -> None:
     """Delay, drop or cut cross-region traffic only (netem where the kernel has it, else the WAN router)."""
     from toolkit.lab import network
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from toolkit.errors import LabError
 
 IMAGE = "kgt-lab:latest"
-ENGINE_HINT = ("no Docker engine answers: run `sudo bash docker/engine.sh` (installs docker.io and "
-               "docker-compose, starts dockerd --iptables=false, builds the kgt-lab image)")
+ENGINE_HINT = (
+    "no Docker engine answers: run `sudo bash docker/engine.sh` (installs docker.io and "
+    "docker-compose, starts dockerd --iptables=false, builds the kgt-lab image)"
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,13 @@ class Result:
 def run(args: list[str], *, timeout: float = 120, input: str | bytes | None = None) -> Result:
     """Run a command; a timeout or a missing binary is rc 124/127, never an exception."""
     try:
-        done = subprocess.run(args, input=input.encode() if isinstance(input, str) else input,
-                              capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            args,
+            input=input.encode() if isinstance(input, str) else input,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return Result(124, "", f"timed out after {timeout:.0f}s: {' '.join(args[:4])}")
     except FileNotFoundError:
@@ -74,8 +81,11 @@ def remove_project(project: str) -> list[str]:
     """
     removed = []
     label = f"label=com.docker.compose.project={project}"
-    for kind, listing in (("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"]),
-                          ("volume", ["volume", "ls", "-q"])):
+    for kind, listing in (
+        ("container", ["ps", "-aq"]),
+        ("network", ["network", "ls", "-q"]),
+        ("volume", ["volume", "ls", "-q"]),
+    ):
         ids = docker(*listing, "--filter", label, timeout=30).stdout.split()
         if ids:
             rm = ["rm", "-f", *ids] if kind == "container" else [kind, "rm", *ids]

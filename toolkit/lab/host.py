@@ -29,7 +29,7 @@ class LabHost:
         script = (
             f"mkdir -p /run/kgt /var/log/kgt; "
             f"if [ -f /run/kgt/{service}.pid ] && kill -0 $(cat /run/kgt/{service}.pid) 2>/dev/null; then exit 0; fi; "
-            f"{exports}echo \"== start $(date -u +%FT%TZ)\" >> /var/log/kgt/{service}.log; "
+            f'{exports}echo "== start $(date -u +%FT%TZ)" >> /var/log/kgt/{service}.log; '
             f"nohup sh -c {shlex.quote('echo $$ > /run/kgt/' + service + '.pid; exec ' + command)} "
             f">> /var/log/kgt/{service}.log 2>&1 < /dev/null &"
         )

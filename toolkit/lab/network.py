@@ -36,8 +36,9 @@ def netem_available() -> bool:
 def _write_router_config(topology: Topology, rules: list[dict[str, object]]) -> None:
     config = {"regions": {r.name: str(r.subnet) for r in topology.regions}, "rules": rules}
     text = json.dumps(config, indent=2)
-    result = router().run(f"mkdir -p /run/kgt && cat > {WAN_CONFIG}.tmp && mv {WAN_CONFIG}.tmp {WAN_CONFIG}",
-                          input=text, timeout=15)
+    result = router().run(
+        f"mkdir -p /run/kgt && cat > {WAN_CONFIG}.tmp && mv {WAN_CONFIG}.tmp {WAN_CONFIG}", input=text, timeout=15
+    )
     if not result.ok:
         raise LabError(f"cannot write the WAN router config: {result.stderr.strip()}")
 
@@ -48,8 +49,11 @@ def start_router(topology: Topology) -> None:
     r = router()
     r.start("wanrouter", f"python3 -m toolkit.lab.wanrouter run --config {WAN_CONFIG}")
     try:
-        poll(lambda: r.run("ip -o link show kgtwan0 | grep -q 'state UP\\|UNKNOWN'").ok and r.running("wanrouter"),
-             timeout=30, what="WAN router up")
+        poll(
+            lambda: r.run("ip -o link show kgtwan0 | grep -q 'state UP\\|UNKNOWN'").ok and r.running("wanrouter"),
+            timeout=30,
+            what="WAN router up",
+        )
     except DeadlineExceeded as exc:
         raise LabError(f"step wan-router: host {ROUTER_NAME}: not forwarding\n{r.log_tail('wanrouter')}") from exc
 
@@ -87,8 +91,13 @@ def apply_wan(topology: Topology, spec: WanSpec) -> str:
     if netem_available():
         _netem(topology, spec)
         return "netem"
-    rules: list[dict[str, object]] = [{"between": list(spec.between) if spec.between else None,
-                                       "delay_ms": spec.rtt * 1000 / 2, "loss_pct": spec.loss_pct}]
+    rules: list[dict[str, object]] = [
+        {
+            "between": list(spec.between) if spec.between else None,
+            "delay_ms": spec.rtt * 1000 / 2,
+            "loss_pct": spec.loss_pct,
+        }
+    ]
     _write_router_config(topology, rules)
     return "wan-router"
 
@@ -98,12 +107,17 @@ def _netem(topology: Topology, spec: WanSpec) -> None:
     for region in topology.regions:
         if spec.between and region.name not in spec.between:
             continue
-        targets = [r for r in topology.regions if r.name != region.name
-                   and (not spec.between or r.name in spec.between)]
-        lines = ["tc qdisc del dev eth0 root 2>/dev/null || true",
-                 "tc qdisc add dev eth0 root handle 1: prio bands 4",
-                 f"tc qdisc add dev eth0 parent 1:4 handle 40: netem delay {spec.rtt * 1000 / 2:g}ms loss {spec.loss_pct:g}%"]
-        lines += [f"tc filter add dev eth0 parent 1: protocol ip u32 match ip dst {t.subnet} flowid 1:4" for t in targets]
+        targets = [
+            r for r in topology.regions if r.name != region.name and (not spec.between or r.name in spec.between)
+        ]
+        lines = [
+            "tc qdisc del dev eth0 root 2>/dev/null || true",
+            "tc qdisc add dev eth0 root handle 1: prio bands 4",
+            f"tc qdisc add dev eth0 parent 1:4 handle 40: netem delay {spec.rtt * 500:g}ms loss {spec.loss_pct:g}%",
+        ]
+        lines += [
+            f"tc filter add dev eth0 parent 1: protocol ip u32 match ip dst {t.subnet} flowid 1:4" for t in targets
+        ]
         for host in region.hosts:
             result = LabHost(host.name).run("; ".join(lines), timeout=15)
             if not result.ok:
@@ -114,11 +128,16 @@ def cut(topology: Topology, region: str) -> None:
     """Cut `region` off from every other region, both ways; its hosts keep running."""
     target = topology.region(region)
     others = [r for r in topology.regions if r.name != region]
-    rules = [f"iptables -N {CUT_CHAIN} 2>/dev/null || iptables -F {CUT_CHAIN}",
-             f"iptables -C INPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I INPUT -j {CUT_CHAIN}",
-             f"iptables -C OUTPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I OUTPUT -j {CUT_CHAIN}"]
+    rules = [
+        f"iptables -N {CUT_CHAIN} 2>/dev/null || iptables -F {CUT_CHAIN}",
+        f"iptables -C INPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I INPUT -j {CUT_CHAIN}",
+        f"iptables -C OUTPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I OUTPUT -j {CUT_CHAIN}",
+    ]
     for other in others:
-        rules += [f"iptables -A {CUT_CHAIN} -s {other.subnet} -j DROP", f"iptables -A {CUT_CHAIN} -d {other.subnet} -j DROP"]
+        rules += [
+            f"iptables -A {CUT_CHAIN} -s {other.subnet} -j DROP",
+            f"iptables -A {CUT_CHAIN} -d {other.subnet} -j DROP",
+        ]
     for host in target.hosts:
         result = LabHost(host.name).run(" && ".join(rules), timeout=20)
         if not result.ok:
@@ -129,8 +148,9 @@ def heal(topology: Topology) -> None:
     """Remove every cut and every delay (best effort on each host, errors collected)."""
     errors = []
     for host in topology.hosts:
-        result = LabHost(host.name).run(f"iptables -F {CUT_CHAIN} 2>/dev/null; "
-                                        "tc qdisc del dev eth0 root 2>/dev/null; true", timeout=20)
+        result = LabHost(host.name).run(
+            f"iptables -F {CUT_CHAIN} 2>/dev/null; tc qdisc del dev eth0 root 2>/dev/null; true", timeout=20
+        )
         if not result.ok:
             errors.append(f"{host.name}: {result.stderr.strip()}")
     try:

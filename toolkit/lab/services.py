@@ -32,8 +32,11 @@ def galera_status(h: LabHost) -> dict[str, str]:
 def is_synced(h: LabHost) -> bool:
     """Primary, Synced and ready."""
     s = _wsrep(h)
-    return (s.get("wsrep_cluster_status") == "Primary" and s.get("wsrep_local_state") == "4"
-            and s.get("wsrep_ready") == "ON")
+    return (
+        s.get("wsrep_cluster_status") == "Primary"
+        and s.get("wsrep_local_state") == "4"
+        and s.get("wsrep_ready") == "ON"
+    )
 
 
 def start_galera(h: LabHost, *, bootstrap: bool = False, position: str | None = None) -> None:
@@ -50,8 +53,11 @@ def start_galera(h: LabHost, *, bootstrap: bool = False, position: str | None = 
 
 def recover_position(h: LabHost) -> str | None:
     """`uuid:seqno` recovered from InnoDB after a crash (so the restart can use IST, not SST)."""
-    out = h.run("mariadbd --user=mysql --wsrep-recover --log-error=/tmp/wsrep-recover.log >/dev/null 2>&1; "
-                "grep 'Recovered position' /tmp/wsrep-recover.log | tail -n 1", timeout=120).stdout
+    out = h.run(
+        "mariadbd --user=mysql --wsrep-recover --log-error=/tmp/wsrep-recover.log >/dev/null 2>&1; "
+        "grep 'Recovered position' /tmp/wsrep-recover.log | tail -n 1",
+        timeout=120,
+    ).stdout
     match = re.search(r"Recovered position:?\s*([0-9a-f-]{36}:-?\d+)", out)
     return match.group(1) if match else None
 
@@ -63,14 +69,20 @@ def stop_galera(h: LabHost, *, kill: bool = False) -> None:
 
 def start_health(h: LabHost, host: Host) -> None:
     """The Galera-aware health endpoint HAProxy checks."""
-    h.start("kgt-health", f"kgt health serve --bind {host.address} --port {host.settings.galera.health_port} "
-                          "--defaults-file /etc/kgt/health.cnf --timeout 0.8")
+    h.start(
+        "kgt-health",
+        f"kgt health serve --bind {host.address} --port {host.settings.galera.health_port} "
+        "--defaults-file /etc/kgt/health.cnf --timeout 0.8",
+    )
 
 
 def start_garbd(h: LabHost) -> None:
     """The Galera arbitrator, from the rendered /etc/default/garb."""
-    h.start("garbd", 'sh -c \'. /etc/default/garb; nodes=$(echo $GALERA_NODES | tr " " ","); '
-                     'exec garbd -a "gcomm://$nodes" -g "$GALERA_GROUP" -o "$GALERA_OPTIONS"\'')
+    h.start(
+        "garbd",
+        'sh -c \'. /etc/default/garb; nodes=$(echo $GALERA_NODES | tr " " ","); '
+        'exec garbd -a "gcomm://$nodes" -g "$GALERA_GROUP" -o "$GALERA_OPTIONS"\'',
+    )
 
 
 def start_haproxy(h: LabHost) -> None:
@@ -86,8 +98,11 @@ def start_keepalived(h: LabHost, stale_vips: list[str] | None = None) -> None:
     dropped before starting so the host does not answer for an address another proxy holds.
     """
     drop_vips(h, stale_vips or [])
-    h.start("keepalived", "keepalived -n -l -D -f /etc/keepalived/keepalived.conf "
-                          "-p /run/kgt/keepalived-main.pid -r /run/kgt/keepalived-vrrp.pid")
+    h.start(
+        "keepalived",
+        "keepalived -n -l -D -f /etc/keepalived/keepalived.conf "
+        "-p /run/kgt/keepalived-main.pid -r /run/kgt/keepalived-vrrp.pid",
+    )
 
 
 def drop_vips(h: LabHost, vips: list[str], interface: str = "eth0") -> None:
@@ -111,14 +126,20 @@ def held_vips(h: LabHost) -> list[str]:
 
 def start_memcached(h: LabHost) -> None:
     """memcached with the options of the rendered /etc/memcached.conf."""
-    h.start("memcached", "sh -c 'exec memcached -u root $(grep \"^-\" /etc/memcached.conf | grep -v \"^-u\" | tr \"\\n\" \" \")'")
+    h.start(
+        "memcached", 'sh -c \'exec memcached -u root $(grep "^-" /etc/memcached.conf | grep -v "^-u" | tr "\\n" " ")\''
+    )
 
 
 def start_keystone(h: LabHost, host: Host) -> None:
     """Keystone's WSGI application under gunicorn (argv cleared by /docker/keystone_wsgi.py)."""
     ks = host.settings.keystone
-    h.start("keystone", f"/opt/keystone/bin/gunicorn --chdir /docker -b {host.address}:{ks.port} "
-                        f"-w {ks.workers} --timeout 120 keystone_wsgi:application", env=KEYSTONE_ENV)
+    h.start(
+        "keystone",
+        f"/opt/keystone/bin/gunicorn --chdir /docker -b {host.address}:{ks.port} "
+        f"-w {ks.workers} --timeout 120 keystone_wsgi:application",
+        env=KEYSTONE_ENV,
+    )
 
 
 def stop_keystone(h: LabHost) -> None:

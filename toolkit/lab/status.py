@@ -42,7 +42,8 @@ def host_status(topology: Topology, host: Host) -> HostStatus:
     wsrep = "-"
     if host.has("galera") and running.get("mariadb"):
         s = services.galera_status(h)
-        wsrep = f"{s.get('wsrep_cluster_status', '?')}/{s.get('wsrep_local_state_comment', '?')}/size={s.get('wsrep_cluster_size', '?')}"
+        state = f"{s.get('wsrep_cluster_status', '?')}/{s.get('wsrep_local_state_comment', '?')}"
+        wsrep = f"{state}/size={s.get('wsrep_cluster_size', '?')}"
     vips = tuple(services.held_vips(h)) if alive and host.has("keepalived") else ()
     return HostStatus(host.name, host.region, tuple(sorted(host.roles)), running, wsrep, vips, alive)
 
@@ -58,7 +59,9 @@ def table(rows: list[HostStatus]) -> str:
     header = ("HOST", "REGION", "ROLES", "SERVICES", "WSREP", "VIPS")
     lines = [header]
     for r in rows:
-        svc = " ".join(f"{n}:{'up' if ok else 'DOWN'}" for n, ok in r.services.items()) if r.container else "NO CONTAINER"
+        svc = (
+            " ".join(f"{n}:{'up' if ok else 'DOWN'}" for n, ok in r.services.items()) if r.container else "NO CONTAINER"
+        )
         lines.append((r.host, r.region, ",".join(r.roles), svc, r.wsrep, ",".join(r.vips) or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)

@@ -40,6 +40,11 @@ def haproxy_time(seconds: float) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
+def _ceil(value: float) -> int:
+    """`math.ceil` that ignores binary noise: 0.7 * 10 is 7.000000000000001, and must give 7."""
+    return math.ceil(round(value, 9))
+
+
 def evs_timeouts(topology: Topology, host: Host) -> dict[str, float]:
     """EVS timeouts for `host`, derived from the worst expected RTT unless set explicitly.
 
@@ -48,8 +53,8 @@ def evs_timeouts(topology: Topology, host: Host) -> dict[str, float]:
     install = half of inactive; none below the stock values.
     """
     rtt = topology.worst_rtt
-    keepalive = max(STOCK_EVS["keepalive_period"], math.ceil(rtt * 4 * 10) / 10)
-    suspect = max(STOCK_EVS["suspect_timeout"], keepalive * 5, math.ceil(rtt * 10))
+    keepalive = max(STOCK_EVS["keepalive_period"], _ceil(rtt * 4 * 10) / 10)
+    suspect = max(STOCK_EVS["suspect_timeout"], keepalive * 5, _ceil(rtt * 10))
     inactive = max(STOCK_EVS["inactive_timeout"], suspect * 3)
     derived = {
         "keepalive_period": keepalive,
@@ -64,10 +69,11 @@ def evs_timeouts(topology: Topology, host: Host) -> dict[str, float]:
         "inactive_timeout": g.inactive_timeout,
         "install_timeout": g.install_timeout,
     }
-    return {
-        key: explicit[key] if explicit[key] is not None else value
-        for key, value in derived.items()
-    }
+    result = dict(derived)
+    for key, value in explicit.items():
+        if value is not None:
+            result[key] = value
+    return result
 
 
 def gcomm_url(topology: Topology) -> str:
@@ -186,6 +192,14 @@ def memcache_servers(region: Region) -> list[str]:
         f"{h.address}:{h.settings.memcached.port}"
         for h in region.with_role("memcached")
     ]
+
+
+def db_port(region: Region) -> int:
+    """The port a region's Keystone reaches the database on: the write port of its proxies."""
+    proxies = region.with_role("haproxy")
+    if proxies:
+        return proxies[0].settings.haproxy.write_port
+    return region.galera_nodes[0].settings.galera.port
 
 
 def db_address(region: Region) -> str:

@@ -116,6 +116,7 @@ def _keystone(topology: Topology, host: Host) -> dict[str, Any]:
     return {
         "ks": host.settings.keystone,
         "db_address": ctx.db_address(region),
+        "db_port": ctx.db_port(region),
         "memcache": ctx.memcache_servers(region),
     }
 
@@ -198,7 +199,7 @@ SPECS = (
         "etc/keystone/keystone.conf",
         "keystone",
         "restart the Keystone WSGI server",
-        0o640,
+        0o600,
         "keystone",
         extra=_keystone,
     ),

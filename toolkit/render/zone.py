@@ -73,7 +73,7 @@ def build(topology: Topology) -> str:
     serial = zlib.crc32(content.encode()) % 2**31 or 1
     IN, A = dns.rdataclass.IN, dns.rdatatype.A
     ns1 = dns.name.from_text(nameservers(topology)[0], origin=None)
-    soa = dns.rdtypes.ANY.SOA.SOA(
+    soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]  # dnspython is untyped here
         IN,
         dns.rdatatype.SOA,
         ns1,
@@ -91,7 +91,7 @@ def build(topology: Topology) -> str:
         dns.rdatatype.NS,
         ttl,
         [
-            dns.rdtypes.ANY.NS.NS(
+            dns.rdtypes.ANY.NS.NS(  # type: ignore[no-untyped-call]
                 IN, dns.rdatatype.NS, dns.name.from_text(n, origin=None)
             )
             for n in nameservers(topology)
@@ -104,7 +104,7 @@ def build(topology: Topology) -> str:
             A,
             ttl,
             [
-                dns.rdtypes.IN.A.A(IN, A, address)
+                dns.rdtypes.IN.A.A(IN, A, address)  # type: ignore[no-untyped-call]
                 for address in sorted(set(table[name]))
             ],
         )

@@ -10,7 +10,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 ROLES = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
 Role = Literal[
@@ -38,7 +38,29 @@ def parse_duration(value: object) -> object:
     )
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+# The JSON Schema must accept what the validator accepts ("50ms" as well as 0.05), or
+# editors would flag every topology that writes durations with a unit.
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": _DURATION.pattern},
+    ],
+    "description": "seconds, or a string like '500ms', '2s', '1m'",
+}
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)
+]
+
+
+def _whole_seconds(value: float) -> float:
+    # keepalived speaks VRRPv2 here (PASS authentication does not exist in v3), whose
+    # advert interval is whole seconds; `keepalived -t` rejects anything else.
+    if value != int(value) or not 1 <= value <= 255:
+        raise ValueError("a VRRPv2 advert interval is a whole number of seconds from 1 to 255")
+    return value
+
+
+AdvertInterval = Annotated[Duration, AfterValidator(_whole_seconds)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 Size = Annotated[str, Field(pattern=r"^\d+[KMGT]?$")]
@@ -105,7 +127,7 @@ class KeepalivedSettings(_Strict):
     """keepalived settings (`keepalived:`)."""
 
     interface: str | None = None
-    advert_int: Duration | None = None
+    advert_int: AdvertInterval | None = None
     router_id_base: Annotated[int, Field(ge=1, le=255)] | None = None
     master_priority: Annotated[int, Field(ge=2, le=254)] | None = None
 
@@ -188,16 +210,16 @@ class RttPair(_Strict):
 class WanDoc(_Strict):
     """WAN hints: expected round-trip times, used to derive Galera's EVS timeouts."""
 
-    rtt: Duration = Field(0.05, description="default RTT between any two regions")
+    rtt: Duration = Field(default=0.05, description="default RTT between any two regions")
     pairs: list[RttPair] = Field(default_factory=list)
 
 
 class SecretsDoc(_Strict):
     """Where secrets live; values are never written in the topology itself."""
 
-    file: str = Field("secrets.yaml", description="path relative to the topology file")
+    file: str = Field(default="secrets.yaml", description="path relative to the topology file")
     create: bool = Field(
-        False,
+        default=False,
         description="render creates the file with random values when absent (labs)",
     )
 

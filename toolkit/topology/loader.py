@@ -54,34 +54,46 @@ def format_loc(loc: Loc) -> str:
 
 
 def _construct(
-    node: yaml.Node, loc: Loc, lines: LineMap, problems: list[Problem]
+    node: yaml.Node, loc: Loc, lines: LineMap, problems: list[Problem], active: frozenset[int] = frozenset()
 ) -> Any:
     lines.lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        # An alias of an enclosing anchor makes the node graph a cycle; without this
+        # check the walk below recurses until RecursionError.
+        if id(node) in active:
+            raise TopologyError([Problem(lines.file, node.start_mark.line + 1, format_loc(loc),
+                                         "recursive alias: a node contains itself")])
+        active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(key_node, loc + ("<key>",), lines, problems)
+            key = _construct(key_node, (*loc, "<key>"), lines, problems, active)
             if not isinstance(key, (str, int)):
                 problems.append(
-                    lines.problem(loc, f"a key must be text, not {type(key).__name__}")
+                    Problem(
+                        lines.file,
+                        key_node.start_mark.line + 1,
+                        format_loc(loc),
+                        f"a key must be text, not {type(key).__name__}",
+                    )
                 )
                 continue
             if key in result:
                 dup = Problem(
                     lines.file,
                     key_node.start_mark.line + 1,
-                    format_loc(loc + (key,)),
+                    format_loc((*loc, key)),
                     "duplicate key",
                 )
                 problems.append(dup)
                 continue
-            lines.lines[loc + (key,)] = key_node.start_mark.line + 1
-            result[key] = _construct(value_node, loc + (key,), lines, problems)
-        lines.lines.pop(loc + ("<key>",), None)
+            lines.lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = _construct(value_node, (*loc, key), lines, problems, active)
+        lines.lines.pop((*loc, "<key>"), None)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, loc + (i,), lines, problems)
+            _construct(item, (*loc, i), lines, problems, active)
             for i, item in enumerate(node.value)
         ]
     return yaml.SafeLoader("").construct_object(node)

@@ -6,14 +6,13 @@ Every finding is located by path and line in the file.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from toolkit.errors import Problem
+from toolkit.topology.document import TopologyDoc
 from toolkit.topology.loader import LineMap, Loc
 from toolkit.topology.model import Host, Topology
-from toolkit.topology.document import TopologyDoc
 
 
 def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str]]:
@@ -51,6 +50,19 @@ def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str
     return out
 
 
+def is_host_address(address: IPv4Address, subnet: IPv4Network) -> bool:
+    """Whether `address` is usable by a host in `subnet`: not its network or broadcast address.
+
+    A /31 or /32 has no addresses to spare. Checked arithmetically: a set of
+    `subnet.hosts()` of a /8 would be 16M objects.
+    """
+    if address not in subnet:
+        return False
+    if subnet.num_addresses <= 2:
+        return True
+    return address not in (subnet.network_address, subnet.broadcast_address)
+
+
 def _region_host_locs(doc: TopologyDoc) -> Iterator[tuple[Loc, str, IPv4Address]]:
     for ri, region in enumerate(doc.regions):
         for hi, host in enumerate(region.hosts):
@@ -83,52 +95,47 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
     def claim_name(loc: Loc, name: str) -> None:
         if name in names:
             err(
-                loc + ("name",),
+                (*loc, "name"),
                 f"name '{name}' is used twice (first at line {lines.line(names[name])})",
             )
-        names.setdefault(name, loc + ("name",))
+        names.setdefault(name, (*loc, "name"))
 
     def claim_address(loc: Loc, address: IPv4Address) -> None:
         if address in addresses:
             err(
-                loc + ("address",),
+                (*loc, "address"),
                 f"address {address} is used twice (first at line {lines.line(addresses[address])})",
             )
-        addresses.setdefault(address, loc + ("address",))
+        addresses.setdefault(address, (*loc, "address"))
 
     for ri, region in enumerate(doc.regions):
         rloc: Loc = ("regions", ri)
         for other in doc.regions[:ri]:
             if region.subnet.overlaps(other.subnet):
                 err(
-                    rloc + ("subnet",),
+                    (*rloc, "subnet"),
                     f"subnet {region.subnet} overlaps region '{other.name}' ({other.subnet})",
                 )
-        usable = (
-            set(region.subnet.hosts())
-            if region.subnet.num_addresses > 2
-            else set(region.subnet)
-        )
         for hi, host in enumerate(region.hosts):
-            hloc = rloc + ("hosts", hi)
+            hloc = (*rloc, "hosts", hi)
             claim_name(hloc, host.name)
             claim_address(hloc, host.address)
-            if host.address not in usable:
+            if not is_host_address(host.address, region.subnet):
                 err(
-                    hloc + ("address",),
+                    (*hloc, "address"),
                     f"address {host.address} is not a host address of region '{region.name}' subnet {region.subnet}",
                 )
             if len(set(host.roles)) != len(host.roles):
-                err(hloc + ("roles",), "a role is listed twice")
+                err((*hloc, "roles"), "a role is listed twice")
             roles = set(host.roles)
             if "keepalived" in roles and "haproxy" not in roles:
                 err(
-                    hloc + ("roles",),
+                    (*hloc, "roles"),
                     "keepalived without haproxy: keepalived only moves the VIPs of a local HAProxy",
                 )
             if "galera" in roles and "garbd" in roles:
                 err(
-                    hloc + ("roles",),
+                    (*hloc, "roles"),
                     "a host cannot be both a Galera node and a garbd (they share the gcomm port)",
                 )
             for section in (
@@ -142,43 +149,56 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
             ):
                 if getattr(host, section) is not None and section not in roles:
                     warn(
-                        hloc + (section,),
+                        (*hloc, section),
                         f"settings for role '{section}' on a host without that role are ignored",
                     )
         for vi, vip in enumerate(region.vips):
-            vloc = rloc + ("vips", vi)
+            vloc = (*rloc, "vips", vi)
             claim_name(vloc, vip.name)
             claim_address(vloc, vip.address)
-            if vip.address not in usable:
+            if not is_host_address(vip.address, region.subnet):
                 err(
-                    vloc + ("address",),
+                    (*vloc, "address"),
                     f"VIP {vip.address} is not inside region '{region.name}' subnet {region.subnet}",
                 )
         rmodel = topology.regions[ri]
         if rmodel.with_role("keystone") and not rmodel.with_role("haproxy"):
             err(
-                rloc + ("hosts",),
-                f"region '{region.name}' has keystone hosts but no haproxy host to reach the database and serve the API",
+                (*rloc, "hosts"),
+                f"region '{region.name}' has keystone hosts but no haproxy host "
+                "to reach the database and serve the API",
             )
         if region.vips and not rmodel.with_role("keepalived"):
             err(
-                rloc + ("vips",),
+                (*rloc, "vips"),
                 f"region '{region.name}' has VIPs but no keepalived host to hold them",
             )
         if rmodel.with_role("keepalived") and not region.vips:
             err(
-                rloc + ("hosts",),
+                (*rloc, "hosts"),
                 f"region '{region.name}' has keepalived hosts but no vips",
             )
+        # VRRP priorities fall by 10 per proxy after a VIP's owner (render.context); keepalived
+        # rejects a priority below 1, so the last proxy must still have one.
+        proxies = rmodel.with_role("keepalived")
+        for proxy in proxies:
+            top = proxy.settings.keepalived.master_priority
+            lowest = top - 10 * (len(proxies) - 1)
+            if lowest < 1:
+                err(
+                    (*rloc, "hosts"),
+                    f"keepalived priority of {proxy.name} would fall to {lowest} with {len(proxies)} proxies "
+                    f"(below 1); raise keepalived.master_priority to at least {10 * (len(proxies) - 1) + 1}",
+                )
+                break
 
     for loc, name, _ in _region_host_locs(doc):
-        host = topology.host(name)
         seen: dict[tuple[IPv4Address, int], str] = {}
-        for address, port, what in bindings(topology, host):
+        for address, port, what in bindings(topology, topology.host(name)):
             key = (address, port)
             if key in seen and seen[key] != what:
                 err(
-                    loc + ("roles",),
+                    (*loc, "roles"),
                     f"port clash on {address}:{port}: {seen[key]} and {what}",
                 )
             seen.setdefault(key, what)
@@ -187,7 +207,8 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
     if last_vip > 255:
         err(
             ("regions",),
-            f"{len(topology.vips)} VIPs need VRRP router ids up to {last_vip}, above 255; lower keepalived.router_id_base",
+            f"{len(topology.vips)} VIPs need VRRP router ids up to {last_vip}, above 255; "
+            "lower keepalived.router_id_base",
         )
 
     for pi, pair in enumerate(doc.wan.pairs):
@@ -219,22 +240,18 @@ def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
                     lines.problem(
                         ("regions",),
                         f"only {len(topology.regions)} regions: losing region '{region.name}' "
-                        f"(weight {region.weight} of {total}) loses Primary everywhere; add a third region (a garbd is enough)",
+                        f"(weight {region.weight} of {total}) loses Primary everywhere; "
+                        "add a third region (a garbd is enough)",
                         "warning",
                     )
                 )
     if total % 2 == 0:
-        names = [r.name for r in topology.regions]
-        halves = [
-            set(group)
-            for n in range(1, len(names))
-            for group in itertools.combinations(names, n)
-            if sum(topology.region(g).weight for g in group) * 2 == total
-            and names[0] in group
-        ]
+        half = half_partition(
+            [r.name for r in topology.regions], [r.weight for r in topology.regions], total // 2
+        )
         what = (
-            f"a partition between {{{', '.join(sorted(halves[0]))}}} and the rest"
-            if halves
+            f"a partition between {{{', '.join(sorted(half))}}} and the rest"
+            if half
             else "a partition into two halves"
         )
         out.append(
@@ -245,3 +262,35 @@ def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
             )
         )
     return out
+
+
+def half_partition(names: list[str], weights: list[int], half: int) -> list[str] | None:
+    """The regions on the first region's side of an exact-half split, or None if there is none.
+
+    The side holds `names[0]`, weighs exactly `half` and leaves at least one region out;
+    among those it is the one with fewest regions, then first in file order, i.e. the
+    first that `itertools.combinations` by growing size would find, found by a subset-sum
+    table instead of trying all 2^n groups (30 regions would never finish).
+    """
+    n = len(names)
+    # fits[i][k]: bit s is set when k regions of names[i:] can weigh s in total.
+    fits = [[0] * (n + 1) for _ in range(n + 1)]
+    fits[n][0] = 1
+    for i in range(n - 1, -1, -1):
+        for k in range(n - i + 1):
+            fits[i][k] = fits[i + 1][k] | ((fits[i + 1][k - 1] << weights[i]) if k else 0)
+    for size in range(1, n):
+        rest = half - weights[0]
+        if rest < 0 or not (fits[1][size - 1] >> rest) & 1:
+            continue
+        group, start, left = [names[0]], 1, size - 1
+        while left:
+            # The earliest region that still lets the rest of the group reach the weight.
+            j = next(
+                j for j in range(start, n)
+                if rest >= weights[j] and (fits[j + 1][left - 1] >> (rest - weights[j])) & 1
+            )
+            group.append(names[j])
+            rest, start, left = rest - weights[j], j + 1, left - 1
+        return group
+    return None
