@@ -98,7 +98,7 @@ def analyze(topology: Path, fmt: str) -> None:
     JSON: {"total_weight": W, "scenarios": [{"kind": "node-loss|region-loss|region-isolated|split",
     "name": str, "components": [{"regions", "hosts", "weight", "primary"}], "survives": bool,
     "regions": {R: {"database": "primary|read-only|down", "keystone": "writable|read-only|down|none"}}}],
-    "fixes": [str]}
+    "fixes": [str], "notes": [str]}
     """
     from toolkit.analysis import analyze as run
 
@@ -118,6 +118,8 @@ def analyze(topology: Path, fmt: str) -> None:
         click.echo(f"{s.name:<{width}}  {verdict:<10}  {detail}")
     for fix in result.fixes:
         click.echo(f"fix: {fix}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 @cli.command()

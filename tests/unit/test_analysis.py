@@ -248,7 +248,7 @@ def test_kgt_analyze_heavy_host(kgt, tmp_path: Path) -> None:  # type: ignore[no
 def test_kgt_analyze_json_schema(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = kgt("analyze", EXAMPLE, "--format", "json")
     data = json.loads(result.out)
-    assert set(data) == {"total_weight", "scenarios", "fixes"}
+    assert set(data) == {"total_weight", "scenarios", "fixes", "notes"}
     assert data["total_weight"] == 3
     for s in data["scenarios"]:
         assert set(s) == {"kind", "name", "components", "survives", "regions"}
@@ -259,3 +259,13 @@ def test_kgt_analyze_json_schema(kgt, tmp_path: Path) -> None:  # type: ignore[n
             assert outcome["database"] in {"primary", "read-only", "down"}
             assert outcome["keystone"] in {"writable", "read-only", "down", "none"}
     assert kgt("analyze", EXAMPLE, "--format", "json").out == result.out
+
+
+def test_many_regions_skip_splits_with_a_note(tmp_path: Path) -> None:
+    from toolkit.analysis.quorum import MAX_SPLIT_REGIONS
+
+    topology = make_topology(tmp_path, regions=MAX_SPLIT_REGIONS + 1)
+    result = analyze(topology)
+    assert not [s for s in result.scenarios if s.kind == "split"]
+    assert len([s for s in result.scenarios if s.kind == "region-isolated"]) == MAX_SPLIT_REGIONS + 1
+    assert result.notes and "not enumerated" in result.notes[0]

@@ -144,7 +144,7 @@ def _scenario(
     return Scenario(kind, name, tuple(components), regions)
 
 
-def scenarios(layout: Layout) -> list[Scenario]:
+def scenarios(layout: Layout, splits: bool = True) -> list[Scenario]:
     """Every single-node loss, region loss, region isolation and (4+ regions) split."""
     everything = set(layout.regions)
     out = []
@@ -176,7 +176,7 @@ def scenarios(layout: Layout) -> list[Scenario]:
                     set(),
                 )
             )
-    if len(layout.regions) >= 4:
+    if splits and 4 <= len(layout.regions) <= MAX_SPLIT_REGIONS:
         first, rest = layout.regions[0], layout.regions[1:]
         for size in range(1, len(rest)):
             for combo in itertools.combinations(rest, size):
@@ -193,7 +193,7 @@ def region_failures_survived(layout: Layout) -> bool:
     """Whether every single region loss and isolation keeps a Primary component."""
     return all(
         s.survives
-        for s in scenarios(layout)
+        for s in scenarios(layout, splits=False)
         if s.kind in ("region-loss", "region-isolated")
     )
 
@@ -245,6 +245,10 @@ def suggest_fixes(layout: Layout) -> list[str]:
     return fixes
 
 
+# Two-group splits grow as 2^(regions-1); past this many regions they are not enumerated.
+MAX_SPLIT_REGIONS = 12
+
+
 @dataclass(frozen=True)
 class Analysis:
     """The full survivability report of a topology."""
@@ -252,6 +256,7 @@ class Analysis:
     total_weight: int
     scenarios: tuple[Scenario, ...]
     fixes: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The documented JSON form (see `kgt analyze --help`)."""
@@ -279,12 +284,15 @@ class Analysis:
                 for s in self.scenarios
             ],
             "fixes": list(self.fixes),
+            "notes": list(self.notes),
         }
 
 
 def analyze(topology: Topology) -> Analysis:
     """Analyse a topology."""
     layout = Layout.of(topology)
-    return Analysis(
-        layout.total_weight, tuple(scenarios(layout)), tuple(suggest_fixes(layout))
-    )
+    notes = ()
+    if len(layout.regions) > MAX_SPLIT_REGIONS:
+        notes = (f"{len(layout.regions)} regions: two-group splits were not enumerated "
+                 f"(more than {MAX_SPLIT_REGIONS} regions); node and region losses and isolations were",)
+    return Analysis(layout.total_weight, tuple(scenarios(layout)), tuple(suggest_fixes(layout)), notes)
