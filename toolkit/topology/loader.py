@@ -53,10 +53,17 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
+MAX_NODES = 200_000
+
+
 def _construct(
     node: yaml.Node, loc: Loc, lines: LineMap, problems: list[Problem], active: frozenset[int] = frozenset()
 ) -> Any:
     lines.lines.setdefault(loc, node.start_mark.line + 1)
+    if len(lines.lines) > MAX_NODES:
+        # Aliases can make a small file expand exponentially ("billion laughs").
+        raise TopologyError([Problem(lines.file, node.start_mark.line + 1, format_loc(loc),
+                                     f"the document expands to more than {MAX_NODES} values (aliases?)")])
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
         # An alias of an enclosing anchor makes the node graph a cycle; without this
         # check the walk below recurses until RecursionError.
