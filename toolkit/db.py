@@ -48,7 +48,7 @@ def connect(
         user=endpoint.user,
         password=endpoint.password,
         database=endpoint.database,
-        connect_timeout=max(1, round(connect_timeout)),
+        connect_timeout=max(0.1, connect_timeout),
         read_timeout=read_timeout,
         write_timeout=write_timeout,
         autocommit=autocommit,

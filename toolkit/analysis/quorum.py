@@ -291,7 +291,7 @@ class Analysis:
 def analyze(topology: Topology) -> Analysis:
     """Analyse a topology."""
     layout = Layout.of(topology)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if len(layout.regions) > MAX_SPLIT_REGIONS:
         notes = (f"{len(layout.regions)} regions: two-group splits were not enumerated "
                  f"(more than {MAX_SPLIT_REGIONS} regions); node and region losses and isolations were",)

@@ -54,7 +54,12 @@ def build(topology: Topology, rendered: Path, source: Path) -> dict[str, Any]:
         sysctls = {"net.ipv4.conf.all.accept_redirects": "0", "net.ipv4.conf.default.accept_redirects": "0"}
         if host.has("haproxy"):
             sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
-        mounts = [*_mounts(rendered, host.name), f"{source / 'toolkit'}:/opt/kgt/src/toolkit:ro"]
+        mounts = [
+            *_mounts(rendered, host.name),
+            f"{source / 'toolkit'}:/opt/kgt/src/toolkit:ro",
+            # The topology itself, for probes run on the host (NRPE-style: `kgt probe vip`).
+            f"{topology.source.absolute()}:/etc/kgt/topology.yaml:ro",
+        ]
         if host.has("galera"):
             volumes[f"{host.name}-data"] = {}
             mounts.append(f"{host.name}-data:/var/lib/mysql")

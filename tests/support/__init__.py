@@ -1,0 +1,1 @@
+"""Reusable test harnesses: real services started by fixtures (see loopback_galera)."""

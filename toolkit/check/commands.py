@@ -1,0 +1,205 @@
+"""`kgt check quorum` and `kgt check verify`: the CLI edge of the checks.
+
+Both print a table (or JSON with a documented schema) and exit with the check's state;
+a check that cannot run at all prints one line on stderr and exits 3 (UNKNOWN) — or 2
+(CRITICAL) when nothing at all could be reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import click
+
+from toolkit.check.state import CannotCheck
+from toolkit.errors import KgtError, TopologyError
+
+topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
+secrets_opt = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+                           help="secrets file (default: the one the topology names)")
+format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                          show_default=True)
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    from toolkit.topology.document import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    assert isinstance(seconds, float)
+    return seconds
+
+
+def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Any, Any]:
+    """Topology and secrets; any problem with them is UNKNOWN in one line."""
+    from toolkit import secretstore
+    from toolkit.topology import load
+
+    try:
+        topology = load(topology_path)
+        return topology, secretstore.for_topology(topology, secrets_path)
+    except TopologyError as exc:
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        raise CannotCheck(f"UNKNOWN: {exc.problems[0]}{more}") from None
+    except KgtError as exc:
+        raise CannotCheck(f"UNKNOWN: {exc}") from None
+
+
+@click.group()
+def check() -> None:
+    """Check a running cluster: quorum from every node, or a verify workload through every region."""
+
+
+@check.command()
+@topology_arg
+@secrets_opt
+@format_opt
+@click.option("--timeout", default="5s", callback=_duration, show_default=True, metavar="DURATION",
+              help="deadline of the whole check; each node gets a 2 s connect timeout within it")
+def quorum(topology: Path, secrets_path: Path | None, fmt: str, timeout: float) -> None:
+    """Ask every Galera node (in parallel, as kgt_health) and compare with the topology.
+
+    Exit 0 OK, 1 WARNING (a node or region out, flow control), 2 CRITICAL (no Primary,
+    split brain, Primary without a weight majority, nothing reachable), 3 UNKNOWN (e.g.
+    bad credentials everywhere). JSON schema: see toolkit/check/quorum.py.
+    """
+    from toolkit.check import nodes, report
+    from toolkit.check import quorum as judge
+
+    model, secrets = _context(topology, secrets_path)
+    password = secrets["health_password"]
+    results = nodes.probe_all(model.galera_nodes, nodes.HEALTH_USER, password, timeout)
+    verdict = judge.evaluate(model, results)
+    click.echo(json.dumps(verdict.to_json(), indent=2) if fmt == "json" else report.quorum_text(verdict))
+    click.get_current_context().exit(int(verdict.state))
+
+
+class _Interrupts:
+    """First Ctrl-C: stop the workload and summarise; second: skip the final reads too."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            self.abort.set()
+            click.echo("kgt: interrupted again: skipping the final reads", err=True)
+        else:
+            self.stop.set()
+            click.echo("kgt: interrupted: stopping, then summarising what was seen", err=True)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+@check.command("history")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@format_opt
+def check_history(path: Path, fmt: str) -> None:
+    """Re-run the verify checker on a saved history file (no cluster needed); same output and exit codes."""
+    from toolkit.check import checker, history, report
+
+    try:
+        ops = history.read(path)
+    except KgtError as exc:
+        raise CannotCheck(f"UNKNOWN: {exc}") from None
+    result = checker.check(ops)
+    click.echo(json.dumps(result.to_json(), indent=2) if fmt == "json" else report.verify_text(result))
+    click.get_current_context().exit(int(result.state))
+
+
+@check.command()
+@topology_arg
+@secrets_opt
+@format_opt
+@click.option("--duration", default=None, callback=_duration, metavar="DURATION",
+              help="how long to run, e.g. 60s, 5m (default 60s)")
+@click.option("--iterations", type=click.IntRange(min=0), default=None, help="iterations per region instead")
+@click.option("--through", type=click.Choice(["vip", "nodes"]), default=None,
+              help="each region's first VIP (HAProxy write port) or first Galera node "
+                   "(default: vip when every region has one)")
+@click.option("--sync-wait", type=click.Choice(["0", "1"]), default="0", show_default=True,
+              help="wsrep_sync_wait of the reads (1: causal reads, which fail on a non-Primary node)")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the history here (JSON lines; schema in toolkit/check/history.py)")
+@click.option("--timeout", default="5s", callback=_duration, show_default=True, metavar="DURATION",
+              help="deadline of every call (connect, query, commit)")
+@click.option("--interval", default="50ms", callback=_duration, show_default=True, metavar="DURATION",
+              help="pause between a region's iterations (0: as fast as it goes)")
+@click.option("--settle", default="10s", callback=_duration, show_default=True, metavar="DURATION",
+              help="how long the end waits for every node to be Synced before reading the final state")
+@click.option("--cleanup", is_flag=True, help="drop schema kgt_verify and user kgt_verify at the end "
+                                               "(with --iterations 0: only drop them)")
+def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,
+           through: str | None, sync_wait: str, history_path: Path | None, timeout: float, interval: float,
+           settle: float, cleanup: bool) -> None:
+    """Lock and increment through every region, read back from every region, and check the history.
+
+    Exit 0: valid (no lost writes, nothing invalid); 1: anomalies (lost writes or
+    updates, divergent final state, writes acknowledged while non-Primary, unexpected
+    writes); 2: inconclusive (nothing acknowledged, or the final state unreadable) or no
+    Primary node reachable for setup; 3: could not run (credentials, secrets, topology).
+    Ctrl-C stops the run and prints what was seen so far. JSON schema: see
+    toolkit/check/checker.py; history schema: toolkit/check/history.py.
+    """
+    from toolkit.check import checker, history, report, workload
+
+    if duration is not None and iterations is not None:
+        raise click.UsageError("give --duration or --iterations, not both")
+    model, secrets = _context(topology, secrets_path)
+    if through is None:
+        through = "vip" if all(r.vips for r in model.regions) else "nodes"
+    work = workload.targets(model, through)
+    admin, verify_password = secrets["admin_password"], secrets["verify_password"]
+    if cleanup and iterations == 0:
+        where = workload.cleanup(model, work, admin, timeout)
+        click.echo(f"dropped schema {workload.SCHEMA} and user {workload.VERIFY_USER} (through {where.name})")
+        return
+    workload.setup(model, work, admin, verify_password, timeout)
+    options = workload.Options(duration=None if iterations is not None else (duration or 60.0),
+                               iterations=iterations, timeout=timeout, interval=interval,
+                               sync_wait=int(sync_wait), settle=settle)
+    interrupts = _Interrupts()
+    sink: IO[str] | None = None
+    try:
+        if history_path is not None:
+            try:
+                sink = history_path.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise CannotCheck(f"UNKNOWN: {history_path}: {exc.strerror or exc}") from None
+        recorder = history.History(sink)
+        with interrupts.installed():
+            workload.run(model, work, verify_password, recorder, options, interrupts.stop, interrupts.abort)
+    finally:
+        if sink is not None:
+            sink.close()
+    result = checker.check(recorder.ops)
+    if fmt == "json":
+        data = result.to_json()
+        data["through"] = through
+        data["history"] = str(history_path) if history_path else None
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"verify {model.name} through {through}, {len(work)} regions"
+                   + (f", history {history_path}" if history_path else ""))
+        click.echo(report.verify_text(result))
+    if cleanup:
+        workload.cleanup(model, work, admin, timeout)
+    click.get_current_context().exit(int(result.state))

@@ -1,0 +1,44 @@
+"""Check states with Nagios exit codes, worst-state-wins, and the errors that end a check early."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from toolkit.errors import CheckError
+
+
+class State(enum.IntEnum):
+    """A check's outcome; the value is the process exit code (Nagios plugin convention)."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def label(self) -> str:
+        """`OK`, `WARNING`, `CRITICAL` or `UNKNOWN`."""
+        return self.name
+
+
+def worst(states: Iterable[State]) -> State:
+    """The highest state by exit code, as nagiosplugin ranks them (UNKNOWN > CRITICAL > WARNING > OK)."""
+    return max(states, default=State.OK)
+
+
+class CannotCheck(CheckError):
+    """The check could not be carried out (credentials, secrets, topology): UNKNOWN."""
+
+    exit_code = int(State.UNKNOWN)
+
+
+class NothingReachable(CheckError):
+    """No node or endpoint could be reached at all: CRITICAL."""
+
+    exit_code = int(State.CRITICAL)
+
+
+# Error classes (see nodes.classify) that say "the network or the node is down", as
+# opposed to "kgt cannot tell" (credentials, privileges, a bug).
+NETWORK_ERRORS = frozenset({"unreachable", "timeout", "connection-lost", "deadline"})
