@@ -62,6 +62,11 @@ class Target:
     name: str
     address: str
     port: int
+    read_port: int | None = None  # a VIP's reads go to HAProxy's read listener (dirty reads allowed)
+
+    def reads(self) -> Target:
+        """Where reads go: the read listener of a VIP, else the same endpoint."""
+        return replace(self, port=self.read_port) if self.read_port else self
 
     @property
     def where(self) -> str:
@@ -84,7 +89,7 @@ class Options:
 
 
 def targets(topology: Topology, through: str) -> list[Target]:
-    """One target per region: its first VIP at HAProxy's write port, or its first Galera node."""
+    """One target per region: its first VIP (writes to HAProxy's write port, reads to its read port) or first node."""
     out = []
     for region in topology.regions:
         if through == "vip":
@@ -92,7 +97,8 @@ def targets(topology: Topology, through: str) -> list[Target]:
                 raise CannotCheck(f"UNKNOWN: region {region.name} has no VIP: use --through nodes")
             proxies = region.with_role("haproxy") or region.hosts
             vip = region.vips[0]
-            out.append(Target(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.write_port))
+            haproxy = proxies[0].settings.haproxy
+            out.append(Target(region.name, vip.name, str(vip.address), haproxy.write_port, haproxy.read_port))
         elif region.galera_nodes:
             node = region.galera_nodes[0]
             out.append(Target(region.name, node.name, str(node.address), node.settings.galera.port))
@@ -247,7 +253,7 @@ class Worker(threading.Thread):
 
     def _reader(self) -> Any:
         if self._read is None:
-            self._read = _connect(self.target, VERIFY_USER, self.password, self.options.timeout,
+            self._read = _connect(self.target.reads(), VERIFY_USER, self.password, self.options.timeout,
                                   wsrep_dirty_reads=1, wsrep_sync_wait=self.options.sync_wait)
         return self._read
 
@@ -260,8 +266,9 @@ class Worker(threading.Thread):
             self._read = None
 
     def _invoke(self, f: str, value: Any = None, poll: int | None = None) -> Op:
+        target = self.target if f == "incr" else self.target.reads()
         return self.history.invoke(self.target.region, f, region=self.target.region, host=self.target.name,
-                                   address=self.target.where, value=value, poll=poll)
+                                   address=target.where, value=value, poll=poll)
 
     def _failed(self, op: Op, exc: BaseException, which: str, type_: str = "fail") -> None:
         error = classify(exc)

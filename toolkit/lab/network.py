@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from toolkit.errors import LabError
@@ -124,8 +125,11 @@ def _netem(topology: Topology, spec: WanSpec) -> None:
                 raise LabError(f"host {host.name}: tc netem failed: {result.stderr.strip()}")
 
 
-def cut(topology: Topology, region: str) -> None:
-    """Cut `region` off from every other region, both ways; its hosts keep running."""
+def cut(topology: Topology, region: str, only: Sequence[str] | None = None) -> None:
+    """Cut `region` (or only the hosts named in `only`) off from every other region, both ways.
+
+    The hosts keep running; traffic from outside the regions (the lab host) still reaches them.
+    """
     target = topology.region(region)
     others = [r for r in topology.regions if r.name != region]
     rules = [
@@ -139,6 +143,8 @@ def cut(topology: Topology, region: str) -> None:
             f"iptables -A {CUT_CHAIN} -d {other.subnet} -j DROP",
         ]
     for host in target.hosts:
+        if only is not None and host.name not in only:
+            continue
         result = LabHost(host.name).run(" && ".join(rules), timeout=20)
         if not result.ok:
             raise LabError(f"host {host.name}: iptables failed: {result.stderr.strip()}")
