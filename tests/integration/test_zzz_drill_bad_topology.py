@@ -1,0 +1,71 @@
+"""A drill on a deliberately bad topology: two regions of equal weight, cut apart.
+
+`kgt analyze` predicts that neither side keeps Primary; the drill must observe exactly
+that, pass (the prediction held) and flag the topology. The lab of tests/data/two-regions.yaml
+uses the example lab's addresses and container names, and only one lab can exist at a
+time: this module runs after the example lab is down. It takes the example lab down
+itself when the session booted it (KGT_LAB_REUSE unset), and skips when a developer's
+reused lab is up. Its own lab is brought up and torn down here, in a try/finally.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LAB_DIR, REUSE, ROOT, _engine_ready, _lab_running, kgt
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = ROOT / "tests" / "data" / "two-regions.yaml"
+PROJECT = "kgt-kgt-two-regions"
+
+
+def _project_running(project: str) -> bool:
+    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                         capture_output=True, text=True, check=False).stdout
+    return bool(out.strip())
+
+
+def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Path) -> None:
+    reason = _engine_ready()
+    if reason:
+        pytest.skip(reason)
+    if _lab_running():
+        if REUSE:
+            pytest.skip("the example lab is up and reused (KGT_LAB_REUSE=1); only one lab can exist at a time")
+        down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
+        assert down.returncode == 0, down.stderr
+    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+    lab_dir = tmp_path / "lab"
+    secrets = tmp_path / "two-regions.secrets.yaml"
+    report = tmp_path / "report"
+    try:
+        up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(secrets), "--lab-dir", str(lab_dir), timeout=900)
+        assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+        done = kgt("drill", "region-partition", "--region", "r2", "--lab-dir", str(lab_dir), "--report",
+                   str(report), "--duration", "32s", "--fault-at", "8s", "--heal-after", "14s", timeout=400)
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
+        data = json.loads((report / "report.json").read_text())
+        failed = [e for e in data["expectations"] if e["ok"] is not True]
+        assert done.returncode == 0, f"{done.stdout[-1500:]}\n{failed}"
+        line = done.stdout.strip().splitlines()[-1]
+        assert line.startswith("PASS: ") and "NO PRIMARY" in line and "topology flagged" in line
+        assert data["prediction"]["survives"] is False
+        assert data["prediction"]["nodes"] == data["observed"]["nodes"] == {
+            "r1-db1": "non-Primary", "r2-db1": "non-Primary"}
+        assert data["topology"]["flagged"] is True
+        assert any("garbd" in fix for fix in data["topology"]["fixes"])
+        for region in ("r1", "r2"):
+            assert data["measurements"]["regions"][region]["writes"]["availability"] < 0.5
+            assert any(e["name"] == "writes rejected" and e["region"] == region and e["ok"]
+                       for e in data["expectations"])
+        assert data["measurements"]["lost_writes"] == 0
+    finally:
+        if (lab_dir / "lab.json").exists() or _project_running(PROJECT):
+            kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
+    assert not _project_running(PROJECT)
