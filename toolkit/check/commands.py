@@ -145,11 +145,14 @@ def check_history(path: Path, fmt: str) -> None:
               help="pause between a region's iterations (0: as fast as it goes)")
 @click.option("--settle", default="10s", callback=_duration, show_default=True, metavar="DURATION",
               help="how long the end waits for every node to be Synced before reading the final state")
-@click.option("--cleanup", is_flag=True, help="drop schema kgt_verify and user kgt_verify at the end "
+@click.option("--schema", default="kgt_verify", show_default=True,
+              help="database holding the counters (a plain SQL identifier); give concurrent runs "
+                   "different ones (drills use kgt_drill)")
+@click.option("--cleanup", is_flag=True, help="drop the schema (--schema) and user kgt_verify at the end "
                                                "(with --iterations 0: only drop them)")
 def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,
            through: str | None, sync_wait: str, history_path: Path | None, timeout: float, interval: float,
-           settle: float, cleanup: bool) -> None:
+           settle: float, schema: str, cleanup: bool) -> None:
     """Lock and increment through every region, read back from every region, and check the history.
 
     Exit 0: valid (no lost writes, nothing invalid); 1: anomalies (lost writes or
@@ -158,24 +161,29 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     Primary node reachable for setup; 3: could not run (credentials, secrets, topology).
     Ctrl-C stops the run and prints what was seen so far. JSON schema: see
     toolkit/check/checker.py; history schema: toolkit/check/history.py.
+
+    A run must be the only writer of its --schema (another writer shows up as
+    unexpected-write): give runs on the same cluster at the same time different schemas.
+    User kgt_verify is shared and granted on each schema it is used with; --cleanup drops
+    it along with the schema.
     """
     from toolkit.check import checker, history, report, workload
 
     if duration is not None and iterations is not None:
         raise click.UsageError("give --duration or --iterations, not both")
+    options = workload.Options(duration=None if iterations is not None else (duration or 60.0),
+                               iterations=iterations, timeout=timeout, interval=interval,
+                               sync_wait=int(sync_wait), settle=settle, schema=schema)
     model, secrets = _context(topology, secrets_path)
     if through is None:
         through = "vip" if all(r.vips for r in model.regions) else "nodes"
     work = workload.targets(model, through)
     admin, verify_password = secrets["admin_password"], secrets["verify_password"]
     if cleanup and iterations == 0:
-        where = workload.cleanup(model, work, admin, timeout)
-        click.echo(f"dropped schema {workload.SCHEMA} and user {workload.VERIFY_USER} (through {where.name})")
+        where = workload.cleanup(model, work, admin, timeout, schema=options.schema)
+        click.echo(f"dropped schema {options.schema} and user {workload.VERIFY_USER} (through {where.name})")
         return
-    workload.setup(model, work, admin, verify_password, timeout)
-    options = workload.Options(duration=None if iterations is not None else (duration or 60.0),
-                               iterations=iterations, timeout=timeout, interval=interval,
-                               sync_wait=int(sync_wait), settle=settle)
+    workload.setup(model, work, admin, verify_password, timeout, schema=options.schema)
     interrupts = _Interrupts()
     sink: IO[str] | None = None
     try:
@@ -201,5 +209,5 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
                    + (f", history {history_path}" if history_path else ""))
         click.echo(report.verify_text(result))
     if cleanup:
-        workload.cleanup(model, work, admin, timeout)
+        workload.cleanup(model, work, admin, timeout, schema=options.schema)
     click.get_current_context().exit(int(result.state))

@@ -18,16 +18,19 @@ the "setup" process measures the RTT (TCP connect time, a few per region) and re
 initial counters, and the "final" process reads the status and counters of every node
 directly at the end. `checker.check` then judges the history alone.
 
-The schema `kgt_verify.counters` (one row per region plus `shared`) and the user
-kgt_verify (SELECT, INSERT, UPDATE on kgt_verify.* only) are created through kgt_admin
-on each run, idempotently; `cleanup` drops both. Verify assumes it is the only writer of
-its schema (two runs at once report `unexpected-write`).
+The table `SCHEMA.counters` (one row per region plus `shared`; the schema is
+`Options.schema`, kgt_verify by default) and the user kgt_verify (SELECT, INSERT, UPDATE
+on each schema it is used with, nothing else) are created through kgt_admin on each run,
+idempotently; `cleanup` drops the schema and the user. A run assumes it is the only
+writer of its schema (two runs on one schema report `unexpected-write`), which is why the
+drills use a schema of their own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import re
 import socket
 import threading
 import time
@@ -41,8 +44,9 @@ from toolkit.check.nodes import classify, one_line
 from toolkit.check.state import NETWORK_ERRORS, CannotCheck, NothingReachable
 from toolkit.topology.model import Host, Topology
 
-SCHEMA = "kgt_verify"
-TABLE = f"{SCHEMA}.counters"
+SCHEMA = "kgt_verify"  # the default of Options.schema and of the functions that take one
+# A plain SQL identifier: it is written into statements unquoted.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 VERIFY_USER = "kgt_verify"
 ADMIN_USER = "kgt_admin"
 SHARED = "shared"
@@ -52,6 +56,14 @@ DEFINITE = frozenset({"certification-conflict", "non-primary", "access-denied"})
 
 class SchemaMissing(Exception):
     """The counters the workload needs are not in the table (dropped while running?)."""
+
+
+def counters_table(schema: str = SCHEMA) -> str:
+    """`schema.counters`, once `schema` is known to be a plain SQL identifier (else UNKNOWN in one line)."""
+    if not _IDENTIFIER.fullmatch(schema):
+        raise CannotCheck(f"UNKNOWN: bad schema name {schema!r}: want a plain SQL identifier "
+                          "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)")
+    return f"{schema}.counters"
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,15 @@ class Options:
     sync_wait: int = 0  # wsrep_sync_wait of reads
     settle: float = 10.0  # how long the end waits for nodes to be Synced before the final reads
     rtt_samples: int = 5
+    schema: str = SCHEMA  # the database holding the counters: one per concurrent writer (drills: kgt_drill)
+
+    def __post_init__(self) -> None:
+        counters_table(self.schema)  # refuse a bad name here, before anything connects
+
+    @property
+    def table(self) -> str:
+        """The counters table, `schema.counters`."""
+        return counters_table(self.schema)
 
 
 def targets(topology: Topology, through: str) -> list[Target]:
@@ -161,34 +182,41 @@ def _admin_candidates(topology: Topology, primary: list[Target]) -> list[Target]
 
 
 def setup(topology: Topology, work: list[Target], admin_password: str, verify_password: str,
-          timeout: float) -> Target:
-    """Create the schema, the rows and the least-privilege user (idempotent); return where it ran."""
+          timeout: float, *, schema: str = SCHEMA) -> Target:
+    """Create the schema, the rows and the least-privilege user (idempotent); return where it ran.
+
+    The user is shared by every schema: each setup grants it on its own schema, in addition
+    to what it already had.
+    """
+    table = counters_table(schema)
     rows = [t.region for t in work] + [SHARED]
 
     def create(conn: Any) -> None:
         with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name VARCHAR(64) NOT NULL PRIMARY KEY, "
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {schema}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR(64) NOT NULL PRIMARY KEY, "
                         "value BIGINT NOT NULL DEFAULT 0, writer VARCHAR(64) NULL) ENGINE=InnoDB")
-            cur.executemany(f"INSERT IGNORE INTO {TABLE} (name, value) VALUES (%s, 0)", [(r,) for r in rows])
+            cur.executemany(f"INSERT IGNORE INTO {table} (name, value) VALUES (%s, 0)", [(r,) for r in rows])
             cur.execute(f"CREATE USER IF NOT EXISTS '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
             cur.execute(f"ALTER USER '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE ON {SCHEMA}.* TO '{VERIFY_USER}'@'%'")
+            cur.execute(f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO '{VERIFY_USER}'@'%'")
 
     return _admin_each(_admin_candidates(topology, work), admin_password, timeout, create,
-                       f"create schema {SCHEMA} and user {VERIFY_USER}")
+                       f"create schema {schema} and user {VERIFY_USER}")
 
 
-def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout: float) -> Target:
-    """Drop the schema and the user."""
+def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout: float, *,
+            schema: str = SCHEMA) -> Target:
+    """Drop the schema and the user (and with it the user's grants on any other schema)."""
+    counters_table(schema)
 
     def drop(conn: Any) -> None:
         with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
+            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
             cur.execute(f"DROP USER IF EXISTS '{VERIFY_USER}'@'%'")
 
     return _admin_each(_admin_candidates(topology, work), admin_password, timeout, drop,
-                       f"drop schema {SCHEMA} and user {VERIFY_USER}")
+                       f"drop schema {schema} and user {VERIFY_USER}")
 
 
 # --- operations ----------------------------------------------------------------------------
@@ -213,10 +241,11 @@ class Acked:
             return dict(self._max)
 
 
-def read_counters(conn: Any) -> dict[str, int]:
+def read_counters(conn: Any, *, schema: str = SCHEMA) -> dict[str, int]:
     """Every counter of the schema."""
+    table = counters_table(schema)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT name, value FROM {TABLE}")
+        cur.execute(f"SELECT name, value FROM {table}")
         return {str(name): int(value) for name, value in cur.fetchall()}
 
 
@@ -293,20 +322,21 @@ class Worker(threading.Thread):
     def incr(self) -> None:
         """The locking operation: lock the region's row and the shared row, increment both, commit."""
         rows = sorted([self.target.region, SHARED])
+        table = self.options.table
         op = self._invoke("incr", {"rows": rows})
         committing = False
         try:
             conn = self._writer()
             conn.begin()
             with conn.cursor() as cur:
-                cur.execute(f"SELECT name, value FROM {TABLE} WHERE name IN (%s, %s) ORDER BY name FOR UPDATE",
+                cur.execute(f"SELECT name, value FROM {table} WHERE name IN (%s, %s) ORDER BY name FOR UPDATE",
                             tuple(rows))
                 current = {str(n): int(v) for n, v in cur.fetchall()}
                 if set(current) != set(rows):
-                    raise SchemaMissing(f"rows {sorted(set(rows) - set(current))} missing from {TABLE}")
+                    raise SchemaMissing(f"rows {sorted(set(rows) - set(current))} missing from {table}")
                 new = {row: current[row] + 1 for row in rows}
                 for row in rows:
-                    cur.execute(f"UPDATE {TABLE} SET value = %s, writer = %s WHERE name = %s",
+                    cur.execute(f"UPDATE {table} SET value = %s, writer = %s WHERE name = %s",
                                 (new[row], self.target.region, row))
             committing = True
             conn.commit()
@@ -326,7 +356,7 @@ class Worker(threading.Thread):
         while True:
             op = self._invoke("read", poll=poll)
             try:
-                values = read_counters(self._reader())
+                values = read_counters(self._reader(), schema=self.options.schema)
             except Exception as exc:
                 self._failed(op, exc, "read")
                 return
@@ -380,14 +410,15 @@ def measure_rtt(history: History, hosts: Iterable[Host], samples: int, timeout: 
             history.complete(op, "ok", round(elapsed, 6))
 
 
-def initial_read(history: History, work: list[Target], password: str, timeout: float) -> None:
+def initial_read(history: History, work: list[Target], password: str, timeout: float, *,
+                 schema: str = SCHEMA) -> None:
     """Read the counters once before the workers start, causally (sync_wait=1), from the first that answers."""
     for target in work:
         op = history.invoke("setup", "read", region=target.region, host=target.name, address=target.where, poll=0)
         conn = None
         try:
             conn = _connect(target, VERIFY_USER, password, timeout, wsrep_sync_wait=1)
-            history.complete(op, "ok", read_counters(conn))
+            history.complete(op, "ok", read_counters(conn, schema=schema))
             return
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
@@ -422,7 +453,7 @@ def final_reads(history: History, topology: Topology, password: str, options: Op
             # On a Primary node wait for every earlier write-set to be applied first.
             with conn.cursor() as cur:
                 cur.execute("SET SESSION wsrep_sync_wait = %s", (1 if status["status"] == "Primary" else 0,))
-            history.complete(op, "ok", read_counters(conn))
+            history.complete(op, "ok", read_counters(conn, schema=options.schema))
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
         finally:
@@ -445,7 +476,7 @@ def run(topology: Topology, work: list[Target], verify_password: str, history: H
         stop: threading.Event, abort: threading.Event) -> None:
     """Setup measurements, the region workers until done or `stop`, then the final reads (skipped on `abort`)."""
     measure_rtt(history, [h for r in topology.regions for h in r.galera_nodes[:1]], options.rtt_samples)
-    initial_read(history, work, verify_password, options.timeout)
+    initial_read(history, work, verify_password, options.timeout, schema=options.schema)
     acked = Acked()
     deadline = time.monotonic() + options.duration if options.duration is not None else None
     workers = [Worker(t, verify_password, history, acked, options, stop, deadline) for t in work]

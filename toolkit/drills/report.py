@@ -21,6 +21,8 @@ the history started, other durations are relative to the event they follow):
                 "write_gap": {R: s}, "token_gap": {R: s}, "vip_move": s|null, "healthy": s},
      "measurements": {
         "detect": {"galera": s|null, "haproxy": s|null, "vip": s|null, "client": s|null},  # after fault_at
+        # vip (and vip_move.seconds): from fault_injected (the stop command returned) to the
+        # first completed `ip addr` sample showing the VIP on another proxy
         "vip_move": {"vips": [addr], "from": host, "to": host, "seconds": s}|null,
         "heal": {"duration": s, "resync": s|null, "healthy": s|null,      # resync/healthy: after heal_at
                  "rejoin": {host: {"position": "uuid:seqno"|null, "method": "IST|SST|none|unknown", "seconds": s}}},

@@ -29,7 +29,7 @@ import random
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from toolkit import db
@@ -42,16 +42,6 @@ CONNECT_TIMEOUT = 1.0
 # The drill's own counters: a `kgt check verify` run on the same site at the same time
 # would otherwise add increments the drill's history does not know (unexpected-write).
 DRILL_SCHEMA = "kgt_drill"
-
-
-def use_own_schema(schema: str = DRILL_SCHEMA) -> None:
-    """Point the verify workload at `schema` (adapter: toolkit.check.workload has no schema option yet).
-
-    The verify workload names its table in module constants read at call time; the drill
-    runs in a process of its own, so switching them here affects only the drill.
-    """
-    verify.SCHEMA = schema
-    verify.TABLE = f"{schema}.counters"
 
 
 @dataclass(frozen=True)
@@ -264,12 +254,13 @@ def _snippet(payload: bytes) -> str:
 
 
 class DirtyReader(_Loop):
-    """Reads the verify counters through a region's read port (dirty reads allowed)."""
+    """Reads the verify counters (of `schema`) through a region's read port (dirty reads allowed)."""
 
     def __init__(self, endpoint: Endpoint, password: str, history: History, stop: threading.Event,
-                 timeout: float, interval: float) -> None:
+                 timeout: float, interval: float, schema: str = DRILL_SCHEMA) -> None:
         super().__init__(f"dirty-{endpoint.region}", stop, interval)
         self.endpoint, self.password, self.history, self.timeout = endpoint, password, history, timeout
+        self.schema = schema
         self.conn: Any = None
 
     def once(self) -> bool:
@@ -281,7 +272,7 @@ class DirtyReader(_Loop):
                 self.conn = db.connect(db.Endpoint(e.address, e.port, verify.VERIFY_USER, self.password),
                                        connect_timeout=CONNECT_TIMEOUT, read_timeout=self.timeout,
                                        write_timeout=self.timeout, dirty_reads=True)
-            values = verify.read_counters(self.conn)
+            values = verify.read_counters(self.conn, schema=self.schema)
         except Exception as exc:
             self.history.complete(op, "fail", error=classify(exc), message=one_line(exc))
             self._close()
@@ -336,18 +327,19 @@ class Workloads:
         self.abort = threading.Event()
         self.threads: list[threading.Thread] = []
         self.options = verify.Options(duration=None, timeout=settings.timeout, interval=settings.verify_interval,
-                                      settle=settings.settle)
-        use_own_schema()
+                                      settle=settings.settle, schema=DRILL_SCHEMA)
 
     def prepare(self) -> None:
         """Create the verify schema and user (as `kgt check verify` does)."""
-        verify.setup(self.topology, self.targets, self.admin_password, self.verify_password, self.settings.timeout)
+        verify.setup(self.topology, self.targets, self.admin_password, self.verify_password, self.settings.timeout,
+                     schema=self.options.schema)
 
     def start(self) -> None:
         """Setup measurements, then every worker."""
         t = self.topology
         verify.measure_rtt(self.history, [h for r in t.regions for h in r.galera_nodes[:1]], 3)
-        verify.initial_read(self.history, self.targets, self.verify_password, self.settings.timeout)
+        verify.initial_read(self.history, self.targets, self.verify_password, self.settings.timeout,
+                            schema=self.options.schema)
         acked = verify.Acked()
         s = self.settings
         self.threads = [verify.Worker(target, self.verify_password, self.history, acked, self.options, self.stop)
@@ -362,7 +354,7 @@ class Workloads:
                                               s.validate_interval))
         for e in read_endpoints(t):
             self.threads.append(DirtyReader(e, self.verify_password, self.history, self.stop, s.timeout,
-                                            s.read_interval))
+                                            s.read_interval, self.options.schema))
         for thread in self.threads:
             thread.start()
 
@@ -372,6 +364,6 @@ class Workloads:
         deadline = time.monotonic() + self.settings.timeout * 3 + 5
         for thread in self.threads:
             thread.join(max(0.1, deadline - time.monotonic()))
-        options = self.options if settle else verify.Options(duration=None, timeout=self.settings.timeout,
-                                                              settle=3.0)
+        # replace(), not a fresh Options: the final reads must read the drill's own schema.
+        options = self.options if settle else replace(self.options, settle=3.0)
         verify.final_reads(self.history, self.topology, self.verify_password, options, self.abort)

@@ -111,6 +111,8 @@ class HaproxySettings(_Strict):
     """HAProxy settings (`haproxy:`); detection time is inter × fall."""
 
     inter: Duration | None = Field(None, description="health check interval")
+    fastinter: Duration | None = Field(None, description="check interval once a server starts failing")
+    downinter: Duration | None = Field(None, description="check interval of a server that is down")
     fall: Annotated[int, Field(ge=1)] | None = None
     rise: Annotated[int, Field(ge=1)] | None = None
     write_port: Port | None = None

@@ -49,6 +49,8 @@ class HaproxyConfig:
     """HAProxy settings after inheritance."""
 
     inter: float = 1.0
+    fastinter: float = 0.25
+    downinter: float = 1.0
     fall: int = 3
     rise: int = 2
     write_port: int = 3306

@@ -1,0 +1,140 @@
+"""The verify workload's SQL names the schema of its Options (fake connections that record statements)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from toolkit.check import workload
+from toolkit.check.history import History
+from toolkit.check.state import CannotCheck
+from toolkit.topology import Topology
+
+STATUS = [("wsrep_cluster_status", "Primary"), ("wsrep_cluster_size", "3"), ("wsrep_cluster_conf_id", "7"),
+          ("wsrep_local_state_comment", "Synced")]
+
+
+class FakeCursor:
+    """Records every statement; answers status queries and counter selects like a healthy node."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.rows: list[tuple[Any, ...]] = []
+
+    def execute(self, sql: str, args: tuple[Any, ...] | None = None) -> None:
+        self.log.append(sql)
+        if sql.startswith("SHOW GLOBAL STATUS"):
+            self.rows = list(STATUS)
+        elif sql.startswith("SELECT name, value FROM") and args:
+            self.rows = [(name, 0) for name in args]
+        elif sql.startswith("SELECT name, value FROM"):
+            self.rows = [("r1", 0), ("shared", 0)]
+        else:
+            self.rows = []
+
+    def executemany(self, sql: str, seq: list[tuple[Any, ...]]) -> None:
+        self.log.append(sql)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+class FakeConnection:
+    """Enough of a pymysql connection for the workload."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    @contextmanager
+    def cursor(self) -> Iterator[FakeCursor]:
+        yield FakeCursor(self.log)
+
+    def begin(self) -> None:
+        self.log.append("BEGIN")
+
+    def commit(self) -> None:
+        self.log.append("COMMIT")
+
+    def close(self) -> None:
+        pass
+
+
+def names(statements: list[str]) -> set[str]:
+    """Every schema a statement names: `X.counters`, `ON X.*`, `DATABASE … X`."""
+    found: set[str] = set()
+    for sql in statements:
+        found.update(re.findall(r"\b(\w+)\.(?:counters|\*)", sql))
+        found.update(re.findall(r"DATABASE (?:IF (?:NOT )?EXISTS )?(\w+)", sql))
+    return found
+
+
+def run_everything(topology: Topology, options: workload.Options, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Setup, initial read, one worker iteration, final reads and cleanup; return every statement sent."""
+    log: list[str] = []
+    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    work = workload.targets(topology, "nodes")
+    workload.setup(topology, work, "admin", "verify", 1.0, schema=options.schema)
+    history = History()
+    workload.initial_read(history, work, "verify", 1.0, schema=options.schema)
+    worker = workload.Worker(work[0], "verify", history, workload.Acked(), options, threading.Event())
+    worker.incr()
+    worker.read_and_verify()
+    workload.final_reads(history, topology, "verify", options, threading.Event())
+    workload.cleanup(topology, work, "admin", 1.0, schema=options.schema)
+    assert not [op for op in history.ops if op.type != "invoke" and op.type != "ok"], history.ops
+    return log
+
+
+def test_each_options_schema_names_its_own_table(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    # visible_within=0: the fake never shows the increment, so one read, no re-reads.
+    for options, schema in ((workload.Options(visible_within=0.0), "kgt_verify"),
+                            (workload.Options(visible_within=0.0, schema="kgt_drill"), "kgt_drill")):
+        assert options.schema == schema and options.table == f"{schema}.counters"
+        log = run_everything(example, options, monkeypatch)
+        assert names(log) == {schema}, log
+        table = f"{schema}.counters"
+        assert f"CREATE DATABASE IF NOT EXISTS {schema}" in log
+        assert f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO 'kgt_verify'@'%'" in log
+        assert f"DROP DATABASE IF EXISTS {schema}" in log
+        assert any(s.startswith(f"SELECT name, value FROM {table} WHERE") and "FOR UPDATE" in s for s in log)
+        assert any(s.startswith(f"UPDATE {table} SET") for s in log)
+        reads = [s for s in log if s == f"SELECT name, value FROM {table}"]
+        assert len(reads) >= 1 + 1 + len(example.galera_nodes)  # initial, the worker's, one final per node
+
+
+def test_read_counters_defaults_to_kgt_verify() -> None:
+    log: list[str] = []
+    assert workload.read_counters(FakeConnection(log)) == {"r1": 0, "shared": 0}
+    assert workload.read_counters(FakeConnection(log), schema="other") == {"r1": 0, "shared": 0}
+    assert log == ["SELECT name, value FROM kgt_verify.counters", "SELECT name, value FROM other.counters"]
+
+
+@pytest.mark.parametrize("bad", ["", "KGT", "1kgt", "kgt-verify", "kgt.verify", "kgt_verify; DROP DATABASE mysql",
+                                 "`kgt`", "a" * 65, "kgt verify"])
+def test_bad_schema_name_is_one_unknown_line(bad: str) -> None:
+    with pytest.raises(CannotCheck) as caught:
+        workload.Options(schema=bad)
+    message = str(caught.value)
+    assert message.startswith("UNKNOWN: bad schema name") and "\n" not in message
+    log: list[str] = []
+    with pytest.raises(CannotCheck):
+        workload.read_counters(FakeConnection(log), schema=bad)
+    assert log == []  # refused before anything was sent
+
+
+def test_good_schema_names() -> None:
+    for good in ("kgt_verify", "kgt_drill", "_x", "a" * 64, "v2"):
+        assert workload.Options(schema=good).table == f"{good}.counters"
+
+
+def test_cli_refuses_a_bad_schema_before_connecting(kgt: Any, tmp_path: Any) -> None:
+    # The topology does not even exist: the schema is checked first, and nothing connects.
+    result = kgt("check", "verify", tmp_path / "missing.yaml", "--schema", "kgt-verify")
+    assert result.code == 3
+    assert result.err.strip() == ("kgt: UNKNOWN: bad schema name 'kgt-verify': want a plain SQL identifier "
+                                  "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)")
