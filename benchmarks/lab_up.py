@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def kgt(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def main() -> int:
             if up.returncode != 0:
                 print(up.stdout, up.stderr, file=sys.stderr)
                 return 1
-            timings = json.loads((Path(lab_dir) / "lab.json").read_text())["timings"]
+            timings = dict(json.loads((Path(lab_dir) / "lab.json").read_text())["timings"])
         finally:
             kgt("lab", "down", "--lab-dir", lab_dir)
     print(

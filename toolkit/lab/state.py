@@ -59,5 +59,5 @@ class LabState:
         self.info_file.write_text(json.dumps({**self.info(), **values}, indent=2, sort_keys=True) + "\n")
 
     def save_timings(self, timings: dict[str, float]) -> None:
-        """Record how long each step of the last `lab up` took."""
-        self.save(timings=timings)
+        """Record how long each step of the last `lab up` took, in boot order."""
+        self.save(timings=[[step, seconds] for step, seconds in timings.items()])
