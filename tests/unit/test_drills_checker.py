@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from tests.unit.builders import EXAMPLE
-from toolkit.check.history import Op
+from toolkit.check.history import Done, Op
 from toolkit.drills import checker
-from toolkit.drills.checker import Done, availability, gaps, longest
+from toolkit.drills.checker import availability, gaps, longest
 from toolkit.drills.faults import derive_bounds, predict, resolve
 from toolkit.topology import load
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.check import stats
-from toolkit.check.history import Op, pairs
+from toolkit.check.history import Done, Op, pairs
 from toolkit.check.state import State
 
 SCHEMA = "kgt.check.verify/1"
@@ -172,31 +172,6 @@ class VerifyReport:
         }
 
 
-@dataclass(frozen=True)
-class _Done:
-    """An invocation with its completion, flattened."""
-
-    start: Op
-    end: Op | None
-
-    @property
-    def type(self) -> str:
-        return self.end.type if self.end else "pending"
-
-    @property
-    def t0(self) -> float:
-        return self.start.time
-
-    @property
-    def t1(self) -> float:
-        return self.end.time if self.end else float("inf")
-
-    @property
-    def values(self) -> dict[str, int]:
-        value = self.end.value if self.end else None
-        return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
-
-
 def _regions(ops: Sequence[Op]) -> list[str]:
     """The workers' regions: in the order the setup measured them (the topology's), then as they appear."""
     setup = [op.region for op in ops if op.process == "setup" and op.f == "rtt" and op.region]
@@ -208,7 +183,7 @@ def _regions(ops: Sequence[Op]) -> list[str]:
 def check(ops: Iterable[Op]) -> VerifyReport:
     """Judge a history (see the module docstring)."""
     ops = list(ops)
-    done = [_Done(s, e) for s, e in pairs(ops)]
+    done = [Done(s, e) for s, e in pairs(ops)]
     region_names = _regions(ops)
     rows_seen: dict[str, None] = {}
     for d in done:
@@ -259,7 +234,7 @@ def check(ops: Iterable[Op]) -> VerifyReport:
             }
 
     # Lost updates: two acknowledged increments wrote the same value of a row.
-    written: dict[tuple[str, int], list[_Done]] = defaultdict(list)
+    written: dict[tuple[str, int], list[Done]] = defaultdict(list)
     for d in oks:
         for row, value in d.values.items():
             written[(row, value)].append(d)

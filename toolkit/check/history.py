@@ -178,3 +178,37 @@ def pairs(ops: Iterable[Op]) -> Iterator[tuple[Op, Op | None]]:
 def reindex(ops: Iterable[Op]) -> list[Op]:
     """The ops renumbered from 0 in the order given (for histories built by hand in tests)."""
     return [replace(op, index=i) for i, op in enumerate(ops)]
+
+
+@dataclass(frozen=True)
+class Done:
+    """An operation: its invocation and completion (None if the history ended first)."""
+
+    start: Op
+    end: Op | None
+
+    @property
+    def type(self) -> str:
+        """ok | fail | info | pending."""
+        return self.end.type if self.end else "pending"
+
+    @property
+    def t0(self) -> float:
+        """Invocation time."""
+        return self.start.time
+
+    @property
+    def t1(self) -> float:
+        """Completion time (inf when pending)."""
+        return self.end.time if self.end else float("inf")
+
+    @property
+    def value(self) -> Any:
+        """The completion's value."""
+        return self.end.value if self.end else None
+
+    @property
+    def values(self) -> dict[str, int]:
+        """The completion's counters (`{row: value}`), {} when it carries none."""
+        value = self.value
+        return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}

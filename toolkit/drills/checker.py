@@ -27,41 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.check import checker as verify_checker
-from toolkit.check.history import Op, pairs
+from toolkit.check.history import Done, Op, pairs
 from toolkit.drills.faults import Bounds, Fault, Prediction
 
 MIN_GAP = 1.0  # seconds between two successes that count as a gap even without a failure in between
 VERDICT_CODES = {"pass": 0, "fail": 1, "unknown": 2}
 GALERA_F = ("incr", "read", "status", "rtt")
 CONFLICT = "certification-conflict"
-
-
-@dataclass(frozen=True)
-class Done:
-    """An operation: invocation and completion (None if the history ended first)."""
-
-    start: Op
-    end: Op | None
-
-    @property
-    def type(self) -> str:
-        """ok | fail | info | pending."""
-        return self.end.type if self.end else "pending"
-
-    @property
-    def t0(self) -> float:
-        """Invocation time."""
-        return self.start.time
-
-    @property
-    def t1(self) -> float:
-        """Completion time (inf when pending)."""
-        return self.end.time if self.end else float("inf")
-
-    @property
-    def value(self) -> Any:
-        """The completion's value."""
-        return self.end.value if self.end else None
 
 
 @dataclass(frozen=True)
