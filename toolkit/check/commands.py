@@ -19,6 +19,7 @@ from typing import IO, Any
 import click
 
 from toolkit.check.state import CannotCheck
+from toolkit.cli_options import duration as duration_option
 from toolkit.errors import KgtError, TopologyError
 
 topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
@@ -28,17 +29,6 @@ format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]
                           show_default=True)
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    from toolkit.topology.document import parse_duration
-
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    assert isinstance(seconds, float)
-    return seconds
 
 
 def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Any, Any]:
@@ -65,7 +55,7 @@ def check() -> None:
 @topology_arg
 @secrets_opt
 @format_opt
-@click.option("--timeout", default="5s", callback=_duration, show_default=True, metavar="DURATION",
+@click.option("--timeout", default="5s", callback=duration_option, show_default=True, metavar="DURATION",
               help="deadline of the whole check; each node gets a 2 s connect timeout within it")
 def quorum(topology: Path, secrets_path: Path | None, fmt: str, timeout: float) -> None:
     """Ask every Galera node (in parallel, as kgt_health) and compare with the topology.
@@ -129,7 +119,7 @@ def check_history(path: Path, fmt: str) -> None:
 @topology_arg
 @secrets_opt
 @format_opt
-@click.option("--duration", default=None, callback=_duration, metavar="DURATION",
+@click.option("--duration", default=None, callback=duration_option, metavar="DURATION",
               help="how long to run, e.g. 60s, 5m (default 60s)")
 @click.option("--iterations", type=click.IntRange(min=0), default=None, help="iterations per region instead")
 @click.option("--through", type=click.Choice(["vip", "nodes"]), default=None,
@@ -139,11 +129,11 @@ def check_history(path: Path, fmt: str) -> None:
               help="wsrep_sync_wait of the reads (1: causal reads, which fail on a non-Primary node)")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               help="write the history here (JSON lines; schema in toolkit/check/history.py)")
-@click.option("--timeout", default="5s", callback=_duration, show_default=True, metavar="DURATION",
+@click.option("--timeout", default="5s", callback=duration_option, show_default=True, metavar="DURATION",
               help="deadline of every call (connect, query, commit)")
-@click.option("--interval", default="50ms", callback=_duration, show_default=True, metavar="DURATION",
+@click.option("--interval", default="50ms", callback=duration_option, show_default=True, metavar="DURATION",
               help="pause between a region's iterations (0: as fast as it goes)")
-@click.option("--settle", default="10s", callback=_duration, show_default=True, metavar="DURATION",
+@click.option("--settle", default="10s", callback=duration_option, show_default=True, metavar="DURATION",
               help="how long the end waits for every node to be Synced before reading the final state")
 @click.option("--schema", default="kgt_verify", show_default=True,
               help="database holding the counters (a plain SQL identifier); give concurrent runs "

@@ -253,7 +253,7 @@ class LabBackend(Backend):
         if service == "haproxy":
             services.start_haproxy(h)
             url = f"http://{host.address}:{host.settings.haproxy.stats_port}/healthz"
-            self._wait(h, service, lambda: _http_ok(url), 30)
+            self._wait(h, service, lambda: services.http_ok(url), 30)
         elif service == "keepalived":
             # A keepalived killed with -9 leaves its VIPs behind: drop every VIP of the region first.
             region = self.topology.region(host.region)
@@ -262,7 +262,7 @@ class LabBackend(Backend):
         elif service == "keystone":
             services.start_keystone(h, host)
             url = f"http://{host.address}:{host.settings.keystone.port}/v3"
-            self._wait(h, service, lambda: _http_ok(url, 5), 120)
+            self._wait(h, service, lambda: services.http_ok(url, 5), 120)
         else:
             raise LabError(f"don't know how to start {service}")
 
@@ -312,11 +312,3 @@ class LabBackend(Backend):
         return result.stdout.strip() in ("1", "ON")
 
 
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False

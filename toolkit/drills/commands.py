@@ -17,20 +17,8 @@ from typing import Any
 
 import click
 
+from toolkit.cli_options import duration as duration_option
 from toolkit.errors import UsageError
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    from toolkit.topology.document import parse_duration
-
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    assert isinstance(seconds, float)
-    return seconds
 
 
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,15 +30,15 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="the lab to drill"),
         click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="secrets file (default: the lab's)"),
-        click.option("--duration", default="40s", callback=_duration, show_default=True,
+        click.option("--duration", default="40s", callback=duration_option, show_default=True,
                      help="the workloads run at least this long"),
-        click.option("--fault-at", default="8s", callback=_duration, show_default=True,
+        click.option("--fault-at", default="8s", callback=duration_option, show_default=True,
                      help="inject the fault this long after the workloads start"),
-        click.option("--heal-after", default="14s", callback=_duration, show_default=True,
+        click.option("--heal-after", default="14s", callback=duration_option, show_default=True,
                      help="heal this long after injecting"),
-        click.option("--ready-timeout", default="15s", callback=_duration, show_default=True,
+        click.option("--ready-timeout", default="15s", callback=duration_option, show_default=True,
                      help="wait this long for a healthy site before refusing to start"),
-        click.option("--healthy-timeout", default="90s", callback=_duration, show_default=True,
+        click.option("--healthy-timeout", default="90s", callback=duration_option, show_default=True,
                      help="after the heal the site must be healthy again within this"),
         click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
                      help="where to write report.json, report.html, history.jsonl"),
@@ -167,7 +155,7 @@ def node_loss(host: str | None, **opts: Any) -> None:
 
 
 @drill.command("wan-degrade")
-@click.option("--rtt", default="200ms", callback=_duration, show_default=True, help="round trip added")
+@click.option("--rtt", default="200ms", callback=duration_option, show_default=True, help="round trip added")
 @click.option("--between", help="only between these two regions: r1,r2")
 @common
 def wan_degrade(rtt: float, between: str | None, **opts: Any) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,12 +61,6 @@ def _wait(what: str, step: str, h: LabHost, service: str, check: Callable[[], ob
         ) from exc
 
 
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _holds(h: LabHost, address: str) -> bool:
@@ -165,7 +158,7 @@ class Booter:
             services.start_health(self.host(node), node)
         for node in self.topology.galera_nodes:
             url = f"http://{node.address}:{node.settings.galera.health_port}/write"
-            _wait(f"{url} 200", step, self.host(node), "kgt-health", partial(_http_ok, url), 60)
+            _wait(f"{url} 200", step, self.host(node), "kgt-health", partial(services.http_ok, url), 60)
         self.progress.done(step, f"{len(self.topology.galera_nodes)} endpoints answer /write 200")
 
     def proxies(self) -> None:
@@ -177,7 +170,7 @@ class Booter:
             services.start_haproxy(self.host(host))
         for host in proxies:
             url = f"http://{host.address}:{host.settings.haproxy.stats_port}/healthz"
-            _wait(f"{url} 200", step, self.host(host), "haproxy", partial(_http_ok, url), 60)
+            _wait(f"{url} 200", step, self.host(host), "haproxy", partial(services.http_ok, url), 60)
         self.progress.done(step, f"{len(proxies)} proxies up")
         step = "keepalived"
         self.progress.begin(step)
@@ -256,7 +249,7 @@ class Booter:
             services.start_keystone(self.host(host), host)
         for host in hosts:
             url = f"http://{host.address}:{host.settings.keystone.port}/v3"
-            _wait(f"{url} 200", step, self.host(host), "keystone", partial(_http_ok, url, 5), 120)
+            _wait(f"{url} 200", step, self.host(host), "keystone", partial(services.http_ok, url, 5), 120)
         for region in self.topology.regions:
             for vip in region.vips:
                 url = f"http://{vip.address}:{region.hosts[0].settings.haproxy.keystone_port}/v3"
@@ -265,7 +258,7 @@ class Booter:
                     step,
                     self.host(vip.master or hosts[0].name),
                     "haproxy",
-                    partial(_http_ok, url, 5),
+                    partial(services.http_ok, url, 5),
                     60,
                 )
         self.progress.done(step, f"{len(hosts)} API servers, every VIP answers /v3")

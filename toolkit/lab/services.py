@@ -158,3 +158,14 @@ def start_named(h: LabHost) -> None:
     """BIND serving the rendered zone."""
     h.run("mkdir -p /var/cache/bind /run/named")
     h.start("named", "named -f -u root -c /etc/bind/named.conf")
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether `url` answers 200 within `timeout` (any error is False)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
