@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.loopback_galera import LoopbackCluster, LoopbackError, skip_reason
+from tests.support.loopback_galera import LoopbackCluster, running, skip_reason
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +63,9 @@ def loopback_cluster() -> Iterator[LoopbackCluster]:
     cluster = LoopbackCluster(workdir,
                               prefix=os.environ.get("KGT_PROBES_LOOPBACK_PREFIX", "127.4"), name="kgt-probes")
     try:
-        cluster.boot()
-    except LoopbackError as exc:
-        cluster.teardown()
-        pytest.fail(f"loopback Galera cluster did not boot: {exc}")
-    except BaseException:
-        cluster.teardown()
-        raise
-    try:
-        yield cluster
+        with running(cluster):
+            yield cluster
     finally:
-        cluster.teardown()
         if not os.environ.get("KGT_KEEP_LOOPBACK"):
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -462,6 +462,13 @@ def _fixture() -> Iterator[LoopbackCluster]:  # pragma: no cover - needs root an
     base = Path(os.environ.get("KGT_LOOPBACK_DIR") or _tmpdir())
     cluster = LoopbackCluster(base, prefix=os.environ.get("KGT_LOOPBACK_PREFIX", "127.0"),
                               keep_data=os.environ.get("KGT_LOOPBACK_KEEP") == "1")
+    with running(cluster):
+        yield cluster
+
+
+@contextlib.contextmanager
+def running(cluster: LoopbackCluster) -> Iterator[LoopbackCluster]:
+    """Boot `cluster`, yield it and always tear it down; a cluster that does not boot fails the test."""
     try:
         cluster.boot()
     except LoopbackError as exc:
