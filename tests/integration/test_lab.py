@@ -40,10 +40,15 @@ def query_one(lab: Lab, address: str, sql: str, port: int = 3306) -> Any:
 
 
 def wait_for(check: Any, timeout: float, what: str) -> float:
+    """Poll `check` until true; a dropped connection counts as "not yet" (HAProxy shuts down
+    sessions on a server it marks down, and on the backups when the local node is back)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
+        try:
+            if check():
+                return time.monotonic() - start
+        except pymysql.err.OperationalError:
+            pass
         time.sleep(0.2)
     raise AssertionError(f"{what}: not within {timeout}s")
 
