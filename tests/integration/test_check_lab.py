@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ROOT, Lab
+from tests.support.history import assert_no_ok_write_while_non_primary
 from toolkit.lab import network
 
 pytestmark = pytest.mark.integration
@@ -122,10 +123,5 @@ def test_verify_while_r3_is_isolated_for_part_of_the_window(lab: Lab, tmp_path: 
     r3 = data["regions"]["r3"]
     assert r3["writes"]["fail"] + r3["writes"]["info"] > 0
     assert r3["stale_reads"] > 0 and r3["max_staleness"] > 3.0, r3
-    ops = [json.loads(line) for line in history.read_text().splitlines()]
-    non_primary = [o["time"] for o in ops if o["process"] == "r3" and o["f"] == "status" and o["type"] == "ok"
-                   and o["value"]["status"] != "Primary"]
-    assert non_primary, "r3 never reported non-Primary"
-    oks = [o for o in ops if o["process"] == "r3" and o["f"] == "incr" and o["type"] == "ok"]
-    assert not [o for o in oks if non_primary[0] < o["time"] < non_primary[-1]]
+    assert_no_ok_write_while_non_primary(history, "r3")
     wait_quorum(lab, 0, 60)

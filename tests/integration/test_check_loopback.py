@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:  # `tests.support` without relying on the runner's
     sys.path.insert(0, str(ROOT))
 
 from tests.support import loopback_galera  # noqa: E402
+from tests.support.history import assert_no_ok_write_while_non_primary  # noqa: E402
 from tests.support.loopback_galera import LoopbackCluster  # noqa: E402
 
 loopback_cluster = loopback_galera.loopback_cluster  # the session fixture, under its own name
@@ -138,13 +139,7 @@ def test_verify_through_a_partition(loopback_cluster: LoopbackCluster, tmp_path:
     assert r3["writes"]["fail"] + r3["writes"]["info"] > 0
     assert r3["stale_reads"] > 0 and r3["max_staleness"] > 3.0, r3
     assert "non-primary" in r3["errors"], r3["errors"]
-    # Straight from the history: while r3 said non-Primary, none of its increments was ok.
-    ops = [json.loads(line) for line in history.read_text().splitlines()]
-    non_primary = [o["time"] for o in ops if o["process"] == "r3" and o["f"] == "status" and o["type"] == "ok"
-                   and o["value"]["status"] != "Primary"]
-    assert non_primary, "r3 never reported non-Primary"
-    oks = [o for o in ops if o["process"] == "r3" and o["f"] == "incr" and o["type"] == "ok"]
-    assert not [o for o in oks if non_primary[0] < o["time"] < non_primary[-1]]
+    assert_no_ok_write_while_non_primary(history, "r3")
     cluster.wait_all_synced(60)
 
 
