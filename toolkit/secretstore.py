@@ -8,6 +8,7 @@ them wherever rendered text is shown.
 from __future__ import annotations
 
 import os
+import re
 import secrets as random_source
 import tempfile
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ SPECS = (
         "keepalived_password", "keepalived", "VRRP authentication between proxies"
     ),
 )
+
+
+# RFC 3986 unreserved characters: safe unquoted in SQL literals, URLs, my.cnf, haproxy.cfg.
+SAFE_VALUE = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def required(topology: Topology) -> list[SecretSpec]:
@@ -112,7 +117,26 @@ def read(path: Path) -> Secrets:
         raise SecretsError(
             f"{path}: a secrets file is a mapping of names to text values"
         )
+    for name, value in data.items():
+        if value and not SAFE_VALUE.fullmatch(value):
+            raise SecretsError(
+                f"{path}{_line_of(path, name)}: secret '{name}': only letters, digits and - _ . ~ are allowed "
+                f"(the value goes unquoted into SQL, URLs and config files)"
+            )
     return Secrets(path, dict(data))
+
+
+def _line_of(path: Path, name: str) -> str:
+    """':N' for the line where key `name` is in the secrets file, or '' if not found."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ""
+    if isinstance(root, yaml.MappingNode):
+        for key, _ in root.value:
+            if key.value == name:
+                return f":{key.start_mark.line + 1}"
+    return ""
 
 
 def for_topology(topology: Topology, path: Path | None = None) -> Secrets:

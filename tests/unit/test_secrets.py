@@ -165,3 +165,23 @@ def test_secrets_rotate_command_errors(kgt, tmp_path: Path) -> None:  # type: ig
     result = kgt("secrets", "rotate", "nope", "--file", path)
     assert result.code == 1 and result.err.startswith(f"{path}: unknown secret 'nope'")
     assert kgt("secrets", "rotate", "sst_password").code == 2  # --file is required
+
+
+@pytest.mark.parametrize("value", ["it's", "a b", "p@ss", "x#y", "a/b", "50%", 'q"', "back\\slash", "é"])
+def test_read_rejects_values_unsafe_in_configs_naming_the_line_not_the_value(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "secrets.yaml"
+    path.write_text(yaml.safe_dump({"admin_password": "fine-value", "sst_password": value}, allow_unicode=True))
+    with pytest.raises(SecretsError) as caught:
+        secretstore.read(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:2: secret 'sst_password': only letters, digits and - _ . ~")
+    assert value not in message
+
+
+def test_generated_values_are_always_safe(example: Topology, tmp_path: Path) -> None:
+    # token_urlsafe may begin with "-": such a value must never be handed over as an argument.
+    for _ in range(50):
+        path = tmp_path / "s.yaml"
+        path.unlink(missing_ok=True)
+        secretstore.init(example, path)
+        assert all(secretstore.SAFE_VALUE.fullmatch(v) for v in secretstore.read(path).values.values())

@@ -237,8 +237,9 @@ class Booter:
                 url = ctx.keystone_url(self.topology, region)
                 services.keystone_manage(
                     first,
-                    f"bootstrap --bootstrap-password '{password}' --bootstrap-region-id {region.name} "
+                    f"bootstrap --bootstrap-region-id {region.name} "
                     f"--bootstrap-admin-url {url} --bootstrap-public-url {url} --bootstrap-internal-url {url}",
+                    secret_env=("OS_BOOTSTRAP_PASSWORD", password),
                 )
         except RuntimeError as exc:
             raise LabError(f"step {step}: host {first.name}: {exc}") from exc

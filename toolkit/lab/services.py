@@ -147,9 +147,19 @@ def stop_keystone(h: LabHost) -> None:
     h.stop("keystone")
 
 
-def keystone_manage(h: LabHost, args: str, timeout: float = 300) -> None:
-    """Run keystone-manage with the rendered config; raise on failure with its output."""
-    result = h.run(f"OS_KEYSTONE_CONFIG_DIR=/etc/keystone {KEYSTONE_MANAGE} {args}", timeout=timeout)
+def keystone_manage(h: LabHost, args: str, timeout: float = 300, secret_env: tuple[str, str] | None = None) -> None:
+    """Run keystone-manage with the rendered config; raise on failure with its output.
+
+    `secret_env` (name, value) reaches keystone-manage as an environment variable read
+    from stdin, so the value is never on a command line (where `ps` shows it, and where a
+    value starting with "-" reads as an option).
+    """
+    prefix, stdin = "", None
+    if secret_env is not None:
+        name, stdin = secret_env[0], secret_env[1] + "\n"
+        prefix = f"IFS= read -r {name}; export {name}; "
+    command = f"{prefix}OS_KEYSTONE_CONFIG_DIR=/etc/keystone {KEYSTONE_MANAGE} {args}"
+    result = h.run(command, timeout=timeout, input=stdin)
     if not result.ok:
         raise RuntimeError(f"keystone-manage {args.split()[0]} failed: {(result.stderr or result.stdout)[-800:]}")
 
