@@ -104,6 +104,27 @@ def test_default_rtt_and_single_region_worst_rtt(tmp_path: Path) -> None:
     assert make_topology(tmp_path / "b", regions=1, per_region=1).worst_rtt == 0.0
 
 
+def test_vrrp_peers_must_agree_on_priority_and_interval_but_not_interface(tmp_path: Path) -> None:
+    data = topology_data()
+    data["regions"][1]["hosts"][2]["keepalived"] = {"master_priority": 200, "interface": "eth1"}
+    with pytest.raises(TopologyError) as caught:
+        load(write_topology(tmp_path, data))
+    (problem,) = caught.value.problems
+    assert problem.path == "regions[1].hosts[2].keepalived.master_priority"
+    wanted = "keepalived.master_priority of r2-proxy2 (200) differs from r2-proxy1 (150) in region 'r2'"
+    assert wanted in problem.message
+    data["regions"][1]["hosts"][2]["keepalived"] = {"interface": "eth1"}
+    load(write_topology(tmp_path / "ok", data))
+
+
+def test_router_id_base_only_under_defaults(tmp_path: Path) -> None:
+    data = topology_data()
+    data["regions"][2]["hosts"][1]["keepalived"] = {"router_id_base": 100}
+    where = r"regions\[2\]\.hosts\[1\]\.keepalived\.router_id_base"
+    with pytest.raises(TopologyError, match=where + ": .* set it under defaults"):
+        load(write_topology(tmp_path, data))
+
+
 # --- settings inheritance -----------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from toolkit.analysis.quorum import Analysis, Scenario, analyze
 from toolkit.errors import UsageError
-from toolkit.render.context import evs_timeouts
+from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Topology
 
 KINDS = ("region-partition", "region-loss", "keystone-loss", "proxy-loss", "node-loss", "wan-degrade")

@@ -6,19 +6,10 @@ functions over the model, and unit-tested.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from toolkit.topology.evs import evs_timeouts as evs_timeouts  # the templates' EVS values
 from toolkit.topology.model import Host, Region, Topology, Vip
-
-# Galera's stock EVS timeouts, in seconds: never go below these (measured: aggressive
-# timeouts made a cluster on 2 cores fragment and lose quorum for good).
-STOCK_EVS = {
-    "keepalive_period": 1.0,
-    "suspect_timeout": 5.0,
-    "inactive_timeout": 15.0,
-    "install_timeout": 7.5,
-}
 
 
 def iso_period(seconds: float) -> str:
@@ -38,42 +29,6 @@ def haproxy_time(seconds: float) -> str:
     """Seconds as an HAProxy time: 1 → `1s`, 0.5 → `500ms`."""
     ms = round(seconds * 1000)
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
-def _ceil(value: float) -> int:
-    """`math.ceil` that ignores binary noise: 0.7 * 10 is 7.000000000000001, and must give 7."""
-    return math.ceil(round(value, 9))
-
-
-def evs_timeouts(topology: Topology, host: Host) -> dict[str, float]:
-    """EVS timeouts for `host`, derived from the worst expected RTT unless set explicitly.
-
-    Galera's WAN advice is that every timeout sits well above the worst round trip:
-    keepalive ≥ 4 RTT, suspect ≥ 10 RTT and 5 keepalives, inactive ≥ 3 suspects,
-    install = half of inactive; none below the stock values.
-    """
-    rtt = topology.worst_rtt
-    keepalive = max(STOCK_EVS["keepalive_period"], _ceil(rtt * 4 * 10) / 10)
-    suspect = max(STOCK_EVS["suspect_timeout"], keepalive * 5, _ceil(rtt * 10))
-    inactive = max(STOCK_EVS["inactive_timeout"], suspect * 3)
-    derived = {
-        "keepalive_period": keepalive,
-        "suspect_timeout": suspect,
-        "inactive_timeout": inactive,
-        "install_timeout": max(STOCK_EVS["install_timeout"], inactive / 2),
-    }
-    g = host.settings.galera
-    explicit = {
-        "keepalive_period": g.keepalive_period,
-        "suspect_timeout": g.suspect_timeout,
-        "inactive_timeout": g.inactive_timeout,
-        "install_timeout": g.install_timeout,
-    }
-    result = dict(derived)
-    for key, value in explicit.items():
-        if value is not None:
-            result[key] = value
-    return result
 
 
 def gcomm_url(topology: Topology) -> str:
@@ -96,7 +51,7 @@ def provider_options(topology: Topology, host: Host) -> list[tuple[str, str]]:
     ]
     options += [
         ("evs.send_window", str(g.send_window)),
-        ("evs.user_send_window", str(g.user_send_window)),
+        ("evs.user_send_window", str(g.user_window)),
         ("gcache.size", g.gcache_size),
         ("pc.weight", str(g.weight)),
     ]

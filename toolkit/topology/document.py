@@ -97,7 +97,9 @@ class GaleraSettings(_Strict):
     inactive_timeout: Duration | None = None
     install_timeout: Duration | None = None
     send_window: Annotated[int, Field(ge=1)] | None = None
-    user_send_window: Annotated[int, Field(ge=1)] | None = None
+    user_send_window: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="at most send_window; unset means equal to send_window"
+    )
 
 
 class GarbdSettings(_Strict):

@@ -33,7 +33,12 @@ class GaleraConfig:
     inactive_timeout: float | None = None
     install_timeout: float | None = None
     send_window: int = 512
-    user_send_window: int = 512
+    user_send_window: int | None = None  # None = send_window (Galera requires user ≤ send)
+
+    @property
+    def user_window(self) -> int:
+        """evs.user_send_window as rendered: the setting, else send_window."""
+        return self.send_window if self.user_send_window is None else self.user_send_window
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 
 from toolkit.errors import Problem
-from toolkit.topology.document import TopologyDoc
+from toolkit.topology import evs
+from toolkit.topology.document import Settings, TopologyDoc
 from toolkit.topology.loader import LineMap, Loc
 from toolkit.topology.model import Host, Topology
 
@@ -222,11 +223,90 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
         if pair.between[0] == pair.between[1]:
             err(ploc, "a pair needs two different regions")
 
+    problems += _agreement_problems(doc, topology, lines)
+    problems += _evs_problems(doc, topology, lines)
+
     if not topology.voters:
         err(("regions",), "no host has the galera role: there is no cluster")
     elif not any(p.severity == "error" for p in problems):
         problems += _quorum_warnings(topology, lines)
     return problems
+
+
+def origin(doc: TopologyDoc, ri: int, hi: int, section: str, key: str) -> Loc:
+    """Where host `hi` of region `ri` gets `section.key` from: itself, its region, the site defaults."""
+    layers: list[tuple[Settings | None, Loc]] = [
+        (doc.regions[ri].hosts[hi], ("regions", ri, "hosts", hi, section, key)),
+        (doc.regions[ri].settings, ("regions", ri, "settings", section, key)),
+        (doc.defaults, ("defaults", section, key)),
+    ]
+    for layer, loc in layers:
+        part = getattr(layer, section, None) if layer is not None else None
+        if part is not None and getattr(part, key, None) is not None:
+            return loc
+    return ("regions", ri, "hosts", hi)
+
+
+def _host_index(doc: TopologyDoc) -> dict[str, tuple[int, int]]:
+    return {h.name: (ri, hi) for ri, r in enumerate(doc.regions) for hi, h in enumerate(r.hosts)}
+
+
+def _agreement_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]:
+    """Settings that peers must share: VRRP timing and priorities in a region, router ids site-wide."""
+    where = _host_index(doc)
+    out: list[Problem] = []
+    # The model numbers every VIP from one base; a per-region or per-host value would be ignored.
+    for ri, rdoc in enumerate(doc.regions):
+        layers: list[tuple[Settings | None, Loc]] = [(rdoc.settings, ("regions", ri, "settings"))]
+        layers += [(h, ("regions", ri, "hosts", hi)) for hi, h in enumerate(rdoc.hosts)]
+        for layer, loc in layers:
+            if layer is not None and layer.keepalived is not None and layer.keepalived.router_id_base is not None:
+                out.append(lines.problem(
+                    (*loc, "keepalived", "router_id_base"),
+                    "keepalived.router_id_base is site-wide (VRRP ids are numbered across the whole site): "
+                    "set it under defaults",
+                ))
+    for region in topology.regions:
+        proxies = region.with_role("keepalived")
+        if not proxies:
+            continue
+        first = proxies[0]
+        for key, why in (
+            ("advert_int", "VRRPv2 drops adverts with another interval, so both proxies would hold the VIP"),
+            ("master_priority", "the failover order of the region's VIPs is computed from one top priority"),
+        ):
+            want = getattr(first.settings.keepalived, key)
+            for proxy in proxies[1:]:
+                got = getattr(proxy.settings.keepalived, key)
+                if got != want:
+                    ri, hi = where[proxy.name]
+                    out.append(lines.problem(
+                        origin(doc, ri, hi, "keepalived", key),
+                        f"keepalived.{key} of {proxy.name} ({got:g}) differs from {first.name} ({want:g}) "
+                        f"in region '{region.name}': {why}",
+                    ))
+    return out
+
+
+def _evs_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]:
+    """EVS timeouts Galera would refuse, or that risk evicting healthy nodes; each reported once."""
+    where = _host_index(doc)
+    seen: set[tuple[int | None, str]] = set()
+    out: list[Problem] = []
+    for host in topology.hosts:
+        if not (host.has("galera") or host.has("garbd")):
+            continue
+        ri, hi = where[host.name]
+        for found in evs.problems(topology, host):
+            # Point at the first involved setting the file sets (a derived value has no line).
+            host_loc: Loc = ("regions", ri, "hosts", hi)
+            locs = [origin(doc, ri, hi, "galera", key) for key in found.keys]
+            loc = next((loc for loc in locs if loc != host_loc), host_loc)
+            problem = lines.problem(loc, found.message, found.severity)
+            if (problem.line, problem.message) not in seen:
+                seen.add((problem.line, problem.message))
+                out.append(problem)
+    return out
 
 
 def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
