@@ -138,3 +138,18 @@ def test_cli_refuses_a_bad_schema_before_connecting(kgt: Any, tmp_path: Any) -> 
     assert result.code == 3
     assert result.err.strip() == ("kgt: UNKNOWN: bad schema name 'kgt-verify': want a plain SQL identifier "
                                   "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)")
+
+
+@pytest.mark.parametrize("args", [
+    ("check", "quorum"),  # missing TOPOLOGY
+    ("check", "verify", "t.yaml", "--duration", "abc"),
+    ("check", "verify", "t.yaml", "--through", "somewhere"),
+    ("check", "quorum", "t.yaml", "--format", "xml"),
+    ("check", "nonsense"),
+])
+def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, ...]) -> None:
+    # 2 would read as CRITICAL (quorum) or inconclusive (verify); a check that cannot run is 3.
+    result = kgt(*args)
+    assert result.code == 3, result
+    assert "Error:" in result.err and "Traceback" not in result.err
+    assert kgt("check", "quorum", "--help").code == 0

@@ -1,8 +1,8 @@
 """`kgt check quorum` and `kgt check verify`: the CLI edge of the checks.
 
 Both print a table (or JSON with a documented schema) and exit with the check's state;
-a check that cannot run at all prints one line on stderr and exits 3 (UNKNOWN) — or 2
-(CRITICAL) when nothing at all could be reached.
+a check that cannot run at all (a usage error included) prints on stderr and exits 3
+(UNKNOWN) — or 2 (CRITICAL) when nothing at all could be reached.
 """
 
 from __future__ import annotations
@@ -46,7 +46,23 @@ def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Any, Any]:
         raise CannotCheck(f"UNKNOWN: {exc}") from None
 
 
-@click.group()
+class CheckGroup(click.Group):
+    """A group whose usage errors exit 3 (UNKNOWN), as a check that cannot run does.
+
+    Click's own code for a usage error is 2, which here would read as CRITICAL (quorum)
+    or inconclusive (verify) to a script or a monitoring system.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; a usage error prints click's message and exits 3."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.show()
+            ctx.exit(3)
+
+
+@click.group(cls=CheckGroup)
 def check() -> None:
     """Check a running cluster: quorum from every node, or a verify workload through every region."""
 

@@ -1,9 +1,10 @@
 """`kgt drill NAME`: run one failure drill (or `all`) and say pass / fail / unknown in one line.
 
 Exit codes like Jepsen's verdicts: 0 pass (every expectation held), 1 fail, 2 unknown
-(interrupted, refused to start because the site was not healthy, or something could not
-be decided). The report goes to --report DIR (default LAB_DIR/drills/TIME-NAME):
-report.json (schema in toolkit/drills/report.py), report.html and history.jsonl.
+(interrupted, refused to start because the site was not healthy, something could not be
+decided, or a usage error: click's code 2 means "no verdict" here too). The report goes
+to --report DIR (default LAB_DIR/drills/TIME-NAME): report.json (schema in
+toolkit/drills/report.py), report.html and history.jsonl.
 """
 
 from __future__ import annotations
