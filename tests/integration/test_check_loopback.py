@@ -203,7 +203,28 @@ def test_verify_cleanup_drops_schema_and_user(loopback_cluster: LoopbackCluster)
     topology = str(loopback_cluster.topology_path)
     done, _ = kgt("verify", topology, "--iterations", "3", "--through", "nodes", "--cleanup")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "dropped schema kgt_verify, dropped user kgt_verify" in done.stdout
     assert loopback_cluster.sql("r2-db1", "SHOW DATABASES LIKE 'kgt_verify';").strip() == ""
     assert loopback_cluster.sql("r3-db1", "SELECT COUNT(*) FROM mysql.user WHERE user = 'kgt_verify';").strip() == "0"
     done, _ = kgt("verify", topology, "--iterations", "0", "--through", "nodes", "--cleanup")
-    assert done.returncode == 0 and "dropped" in done.stdout
+    assert done.returncode == 0 and "dropped schema kgt_verify" in done.stdout
+
+
+def test_verify_cleanup_keeps_the_user_another_schema_still_uses(loopback_cluster: LoopbackCluster) -> None:
+    # A drill (kgt_drill) running beside an operator's `verify --cleanup` must keep its user.
+    topology = str(loopback_cluster.topology_path)
+    users = "SELECT COUNT(*) FROM mysql.user WHERE user = 'kgt_verify';"
+    try:
+        done, _ = kgt("verify", topology, "--iterations", "1", "--through", "nodes", "--schema", "kgt_other")
+        assert done.returncode == 0, done.stdout + done.stderr
+        done, _ = kgt("verify", topology, "--iterations", "2", "--through", "nodes", "--cleanup")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "dropped schema kgt_verify, kept user kgt_verify (still granted on kgt_other)" in done.stdout
+        assert loopback_cluster.sql("r2-db1", users).strip() == "1"
+        grants = loopback_cluster.sql("r3-db1", "SHOW GRANTS FOR 'kgt_verify'@'%';")
+        assert "ON `kgt_other`.*" in grants and "ON `kgt_verify`.*" not in grants, grants
+    finally:
+        done, _ = kgt("verify", topology, "--iterations", "0", "--through", "nodes", "--schema", "kgt_other",
+                      "--cleanup")
+    assert done.returncode == 0 and "dropped user kgt_verify" in done.stdout, done.stdout + done.stderr
+    assert loopback_cluster.sql("r1-db1", users).strip() == "0"

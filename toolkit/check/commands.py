@@ -154,8 +154,8 @@ def check_history(path: Path, fmt: str) -> None:
 @click.option("--schema", default="kgt_verify", show_default=True,
               help="database holding the counters (a plain SQL identifier); give concurrent runs "
                    "different ones (drills use kgt_drill)")
-@click.option("--cleanup", is_flag=True, help="drop the schema (--schema) and user kgt_verify at the end "
-                                               "(with --iterations 0: only drop them)")
+@click.option("--cleanup", is_flag=True, help="drop the schema (--schema) at the end, and user kgt_verify "
+                                               "unless another schema still uses it (--iterations 0: only that)")
 def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,
            through: str | None, sync_wait: str, history_path: Path | None, timeout: float, interval: float,
            settle: float, schema: str, cleanup: bool) -> None:
@@ -164,14 +164,16 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     Exit 0: valid (no lost writes, nothing invalid); 1: anomalies (lost writes or
     updates, divergent final state, writes acknowledged while non-Primary, unexpected
     writes); 2: inconclusive (nothing acknowledged, or the final state unreadable) or no
-    Primary node reachable for setup; 3: could not run (credentials, secrets, topology).
+    Primary node reachable for setup; 3: could not run (credentials, secrets, topology,
+    usage).
     Ctrl-C stops the run and prints what was seen so far. JSON schema: see
     toolkit/check/checker.py; history schema: toolkit/check/history.py.
 
     A run must be the only writer of its --schema (another writer shows up as
     unexpected-write): give runs on the same cluster at the same time different schemas.
     User kgt_verify is shared and granted on each schema it is used with; --cleanup drops
-    it along with the schema.
+    the schema and that grant, and the user only when no other existing schema is granted
+    to it (a drill running beside keeps its user).
     """
     from toolkit.check import checker, history, report, workload
 
@@ -186,8 +188,7 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     work = workload.targets(model, through)
     admin, verify_password = secrets["admin_password"], secrets["verify_password"]
     if cleanup and iterations == 0:
-        where = workload.cleanup(model, work, admin, timeout, schema=options.schema)
-        click.echo(f"dropped schema {options.schema} and user {workload.VERIFY_USER} (through {where.name})")
+        click.echo(workload.cleanup(model, work, admin, timeout, schema=options.schema).summary(options.schema))
         return
     workload.setup(model, work, admin, verify_password, timeout, schema=options.schema)
     interrupts = _Interrupts()
@@ -205,15 +206,22 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
         if sink is not None:
             sink.close()
     result = checker.check(recorder.ops)
+    cleaned = None
+    if cleanup:  # a failed cleanup is reported; it never hides the verdict
+        try:
+            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary(options.schema)
+        except KgtError as exc:
+            cleaned = f"cleanup failed: {exc}"
     if fmt == "json":
         data = result.to_json()
         data["through"] = through
         data["history"] = str(history_path) if history_path else None
+        data["cleanup"] = cleaned
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(f"verify {model.name} through {through}, {len(work)} regions"
                    + (f", history {history_path}" if history_path else ""))
         click.echo(report.verify_text(result))
-    if cleanup:
-        workload.cleanup(model, work, admin, timeout, schema=options.schema)
+        if cleaned:
+            click.echo(cleaned)
     click.get_current_context().exit(int(result.state))

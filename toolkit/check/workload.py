@@ -205,18 +205,47 @@ def setup(topology: Topology, work: list[Target], admin_password: str, verify_pa
                        f"create schema {schema} and user {VERIFY_USER}")
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """What `cleanup` did: where, and which other schemas kept the shared user alive."""
+
+    target: Target
+    user_kept_for: tuple[str, ...]
+
+    def summary(self, schema: str) -> str:
+        """One line for the operator."""
+        user = (f"kept user {VERIFY_USER} (still granted on {', '.join(self.user_kept_for)})"
+                if self.user_kept_for else f"dropped user {VERIFY_USER}")
+        return f"dropped schema {schema}, {user} (through {self.target.name})"
+
+
 def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout: float, *,
-            schema: str = SCHEMA) -> Target:
-    """Drop the schema and the user (and with it the user's grants on any other schema)."""
+            schema: str = SCHEMA) -> Cleaned:
+    """Drop the schema and its grant; drop the shared user too once no other schema uses it.
+
+    A drill (schema kgt_drill) or another verify run may be using kgt_verify right now:
+    its grants on schemas that still exist keep the user alive.
+    """
     counters_table(schema)
+    kept: list[str] = []
 
     def drop(conn: Any) -> None:
+        kept.clear()
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
-            cur.execute(f"DROP USER IF EXISTS '{VERIFY_USER}'@'%'")
+            cur.execute("SELECT Db FROM mysql.db WHERE User = %s AND Host = '%%'", (VERIFY_USER,))
+            granted = {str(row[0]) for row in cur.fetchall()}
+            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+            existing = {str(row[0]) for row in cur.fetchall()}
+            kept.extend(sorted((granted & existing) - {schema}))
+            if not kept:
+                cur.execute(f"DROP USER IF EXISTS '{VERIFY_USER}'@'%'")
+            elif schema in granted:
+                cur.execute(f"REVOKE ALL PRIVILEGES ON {schema}.* FROM '{VERIFY_USER}'@'%'")
 
-    return _admin_each(_admin_candidates(topology, work), admin_password, timeout, drop,
-                       f"drop schema {schema} and user {VERIFY_USER}")
+    target = _admin_each(_admin_candidates(topology, work), admin_password, timeout, drop,
+                         f"drop schema {schema} and user {VERIFY_USER}")
+    return Cleaned(target, tuple(kept))
 
 
 # --- operations ----------------------------------------------------------------------------
