@@ -88,11 +88,13 @@ def test_availability_counts_operations_invoked_in_the_window() -> None:
 
 def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: tuple[str, float] | None = None,
                   observed: dict[str, str] | None = None, interrupted: bool = False, topology_path: Any = EXAMPLE,
-                  token_gap_r1: float = 0.0, write_gap_survivors: float = 6.0) -> list[Op]:
+                  token_gap_r1: float = 0.0, write_gap_survivors: float = 6.0,
+                  races_lost_by: str | None = None) -> list[Op]:
     """A region-partition of `region` on the example lab, written as the drill would record it.
 
     Survivors stall `write_gap_survivors` seconds after the fault at t=10 and go on; the cut-off
-    region's writes fail; the heal at t=24, healthy at t=30, final reads at t=40.
+    region's writes fail; the heal at t=24, healthy at t=30, final reads at t=40. Region
+    `races_lost_by` (a survivor) loses every certification race from the fault to the heal.
     """
     topology = load(topology_path)
     fault = resolve(topology, kind, region=region)
@@ -123,6 +125,11 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
                 continue
             if r not in cut_off and 10.0 <= t < 10.0 + write_gap_survivors:
                 t = 10.0 + write_gap_survivors  # commits blocked until the view change
+            if r == races_lost_by and 10.0 <= t < 24.5:
+                rec.op(r, "incr", t, t + 0.2, "fail", region=r, error="certification-conflict",
+                       invoke_value={"rows": sorted([r, "shared"])})
+                t += 0.25
+                continue
             counters[r] += 1
             counters["shared"] += 1
             value = {r: counters[r], "shared": counters["shared"]}
@@ -255,3 +262,25 @@ def test_a_lost_certification_race_is_an_answer_not_a_gap() -> None:
     assert [g.failures for g in gaps(stream, 0.0)] == [1]
     assert gaps(stream, 0.0, answered=frozenset({"certification-conflict"})) == [
         checker.Gap(0.4, 2.1, 0)]  # only the slow stretch after the answer
+
+
+def test_a_survivor_that_loses_every_certification_race_still_writes() -> None:
+    # Over a slow WAN the far region loses most races on the shared row: its node is Primary
+    # and answers every write, so the region is not unavailable (found by the wan-degrade drill).
+    result = checker.check(drill_history(races_lost_by="r2"))
+    assert result.verdict == "pass", [e for e in result.expectations if e.ok is not True]
+    writes = result.measurements["regions"]["r2"]["writes"]
+    assert writes["ok"] == 0 and writes["availability"] is None and writes["conflicts"] > 20
+    kept = next(e for e in result.expectations if e.name == "writes continue" and e.region == "r2")
+    assert kept.ok is True and "lost certification races" in kept.observed
+
+
+def test_a_survivor_whose_writes_go_unanswered_fails() -> None:
+    history = drill_history()
+    silenced = [op if not (op.process == "r2" and op.f == "incr" and op.type == "ok" and 10.0 <= op.time < 24.5)
+                else Op(op.index, op.process, op.region, op.host, op.address, "info", op.f, None, op.time + 3.0,
+                        op.wall, latency=None, error="timeout")
+                for op in history]
+    result = checker.check(silenced)
+    failed = {(e.name, e.region) for e in result.expectations if e.ok is False}
+    assert ("writes continue", "r2") in failed

@@ -31,7 +31,8 @@ the history started, other durations are relative to the event they follow):
              "max_gap_fault": s|null,   # longest gap overlapping the fault window
              "max_gap": s|null,         # longest gap overlapping fault window → end (failover gap)
              "gaps": [{"start": t, "end": t|null, "seconds": s, "failures": n}],
-             "first_ok_after_heal": s|null}}},
+             "first_ok_after_heal": s|null,
+             "conflicts": n}}},         # writes only: lost certification races in the window (not in availability)
         "acknowledged_writes": n, "lost_writes": n,
         "anomalies": [{"kind", "row", "value", "region", "index", "detail"}]},
      "expectations": [{"name", "region": R|null, "expected": str, "observed": str, "ok": true|false|null}],
