@@ -233,7 +233,7 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
     return problems
 
 
-def origin(doc: TopologyDoc, ri: int, hi: int, section: str, key: str) -> Loc:
+def _origin(doc: TopologyDoc, ri: int, hi: int, section: str, key: str) -> Loc:
     """Where host `hi` of region `ri` gets `section.key` from: itself, its region, the site defaults."""
     layers: list[tuple[Settings | None, Loc]] = [
         (doc.regions[ri].hosts[hi], ("regions", ri, "hosts", hi, section, key)),
@@ -281,7 +281,7 @@ def _agreement_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) ->
                 if got != want:
                     ri, hi = where[proxy.name]
                     out.append(lines.problem(
-                        origin(doc, ri, hi, "keepalived", key),
+                        _origin(doc, ri, hi, "keepalived", key),
                         f"keepalived.{key} of {proxy.name} ({got:g}) differs from {first.name} ({want:g}) "
                         f"in region '{region.name}': {why}",
                     ))
@@ -300,7 +300,7 @@ def _evs_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[
         for found in evs.problems(topology, host):
             # Point at the first involved setting the file sets (a derived value has no line).
             host_loc: Loc = ("regions", ri, "hosts", hi)
-            locs = [origin(doc, ri, hi, "galera", key) for key in found.keys]
+            locs = [_origin(doc, ri, hi, "galera", key) for key in found.keys]
             loc = next((loc for loc in locs if loc != host_loc), host_loc)
             problem = lines.problem(loc, found.message, found.severity)
             if (problem.line, problem.message) not in seen:
