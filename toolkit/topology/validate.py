@@ -148,6 +148,13 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
                 "memcached",
                 "dns",
             ):
+                if section == "galera" and host.galera is not None and "garbd" in roles and "galera" not in roles:
+                    # garbd takes its EVS timeouts from `galera:`; nothing else there applies to it.
+                    unused = sorted(set(host.galera.model_dump(exclude_none=True)) - set(evs.STOCK_EVS))
+                    if unused:
+                        warn((*hloc, section), f"galera settings {', '.join(unused)} are ignored on a garbd host "
+                                               "(it uses only the EVS timeouts)")
+                    continue
                 if getattr(host, section) is not None and section not in roles:
                     warn(
                         (*hloc, section),
