@@ -153,3 +153,26 @@ def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, 
     assert result.code == 3, result
     assert "Error:" in result.err and "Traceback" not in result.err
     assert kgt("check", "quorum", "--help").code == 0
+
+
+def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    work = workload.targets(example, "nodes")
+    options = workload.Options(duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0,
+                               rtt_samples=0, mode="lockstep")
+    history = History()
+    workload.run(example, work, "verify", history, options, threading.Event(), threading.Event())
+    regions = [t.region for t in work]
+    loop = [op for op in history.ops if op.process in regions]
+    # Never two of the loop's operations in flight: each invoke follows the previous completion.
+    assert [op.type for op in loop[0::2]] == ["invoke"] * (len(loop) // 2)
+    assert all(a.process == b.process and a.f == b.f for a, b in zip(loop[0::2], loop[1::2], strict=True))
+    order = [(op.f, op.process) for op in loop[0::2]]
+    one = [(f, r) for f in ("status", "incr", "read") for r in regions]
+    assert order == one * 2
+
+
+def test_unknown_mode_is_refused_before_anything_connects() -> None:
+    with pytest.raises(CannotCheck, match="bad mode 'roundrobin'"):
+        workload.Options(mode="roundrobin")

@@ -159,8 +159,8 @@ class VerifyReport:
          "initial": {row: n}|null,
          "final": {"checked": bool, "nodes": {host: {"status": str|null, "values": {row: n}|null}}}}
 
-        Times are seconds. `kgt check verify` adds "through" (vip|nodes), "history" (path|null) and "cleanup"
-        (what --cleanup dropped, one line | null).
+        Times are seconds. `kgt check verify` adds "through" (vip|nodes), "mode" (concurrent|lockstep), "history"
+        (path|null) and "cleanup" (what --cleanup dropped, one line | null).
         """
         return {
             "schema": SCHEMA, "state": self.state.label, "code": int(self.state), "verdict": self.verdict,

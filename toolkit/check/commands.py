@@ -154,11 +154,14 @@ def check_history(path: Path, fmt: str) -> None:
 @click.option("--schema", default="kgt_verify", show_default=True,
               help="database holding the counters (a plain SQL identifier); give concurrent runs "
                    "different ones (drills use kgt_drill)")
+@click.option("--mode", type=click.Choice(["concurrent", "lockstep"]), default="concurrent", show_default=True,
+              help="concurrent: one worker per region; lockstep: the seed's loop, each region's lock in turn "
+                   "(no region starves over a slow WAN)")
 @click.option("--cleanup", is_flag=True, help="drop the schema (--schema) at the end, and user kgt_verify "
                                                "unless another schema still uses it (--iterations 0: only that)")
 def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,
            through: str | None, sync_wait: str, history_path: Path | None, timeout: float, interval: float,
-           settle: float, schema: str, cleanup: bool) -> None:
+           settle: float, schema: str, mode: str, cleanup: bool) -> None:
     """Lock and increment through every region, read back from every region, and check the history.
 
     Exit 0: valid (no lost writes, nothing invalid); 1: anomalies (lost writes or
@@ -181,7 +184,7 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
         raise click.UsageError("give --duration or --iterations, not both")
     options = workload.Options(duration=None if iterations is not None else (duration or 60.0),
                                iterations=iterations, timeout=timeout, interval=interval,
-                               sync_wait=int(sync_wait), settle=settle, schema=schema)
+                               sync_wait=int(sync_wait), settle=settle, schema=schema, mode=mode)
     model, secrets = _context(topology, secrets_path)
     if through is None:
         through = "vip" if all(r.vips for r in model.regions) else "nodes"
@@ -215,11 +218,12 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     if fmt == "json":
         data = result.to_json()
         data["through"] = through
+        data["mode"] = mode
         data["history"] = str(history_path) if history_path else None
         data["cleanup"] = cleaned
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(f"verify {model.name} through {through}, {len(work)} regions"
+        click.echo(f"verify {model.name} through {through}, {len(work)} regions, {mode}"
                    + (f", history {history_path}" if history_path else ""))
         click.echo(report.verify_text(result))
         if cleaned:

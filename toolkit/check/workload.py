@@ -12,7 +12,12 @@ region (a Jepsen process) repeats
    answers), re-read until it shows every write acknowledged before the read began, for
    at most `visible_within` seconds;
 
-into a `history.History`. Every call has a deadline; a broken connection is replaced on
+into a `history.History`. `Options.mode` "lockstep" runs the seed's loop literally instead:
+one thread, each iteration `status` through every region, then `incr` through every region
+in turn, then `read` from every region — no two of kgt's own writes race, so over a slow
+WAN no region loses every certification race to a nearer one (the concurrent default
+measures contention too, but starves the far region); a dead region costs each iteration
+at most the call deadline. Every call has a deadline; a broken connection is replaced on
 the next operation; a region that is down is recorded, never fatal. Around the workers,
 the "setup" process measures the RTT (TCP connect time, a few per region) and reads the
 initial counters, and the "final" process reads the status and counters of every node
@@ -86,6 +91,9 @@ class Target:
         return f"{self.address}:{self.port}"
 
 
+MODES = ("concurrent", "lockstep")
+
+
 @dataclass(frozen=True)
 class Options:
     """How the workload runs."""
@@ -99,9 +107,12 @@ class Options:
     settle: float = 10.0  # how long the end waits for nodes to be Synced before the final reads
     rtt_samples: int = 5
     schema: str = SCHEMA  # the database holding the counters: one per concurrent writer (drills: kgt_drill)
+    mode: str = "concurrent"  # or "lockstep": the seed's loop, one region at a time (see the module docstring)
 
     def __post_init__(self) -> None:
         counters_table(self.schema)  # refuse a bad name here, before anything connects
+        if self.mode not in MODES:
+            raise CannotCheck(f"UNKNOWN: bad mode '{self.mode}' (modes: {', '.join(MODES)})")
 
     @property
     def table(self) -> str:
@@ -416,8 +427,12 @@ class Worker(threading.Thread):
                 if pause:
                     self.stop_event.wait(pause)
         finally:
-            self._drop("write")
-            self._drop("read")
+            self.close()
+
+    def close(self) -> None:
+        """Close both connections (the next operation would open new ones)."""
+        self._drop("write")
+        self._drop("read")
 
 
 # --- setup and final measurements ------------------------------------------------------------
@@ -501,6 +516,41 @@ def _synced(target: Target, password: str, timeout: float) -> bool:
         _close(conn)
 
 
+class Lockstep(threading.Thread):
+    """The seed's loop: every region's status, then each region's increment in turn, then every read."""
+
+    def __init__(self, workers: list[Worker], options: Options, stop: threading.Event,
+                 deadline: float | None) -> None:
+        super().__init__(name="verify-lockstep", daemon=True)
+        self.workers, self.options, self.stop_event, self.deadline = workers, options, stop, deadline
+
+    def _go_on(self, iterations: int) -> bool:
+        if self.stop_event.is_set():
+            return False
+        if self.options.iterations is not None and iterations >= self.options.iterations:
+            return False
+        return self.deadline is None or time.monotonic() < self.deadline
+
+    def run(self) -> None:
+        """Iterate until the stop event, the deadline or the iteration count (per region, as concurrent)."""
+        iterations = 0
+        try:
+            while self._go_on(iterations):
+                for step in (Worker.status, Worker.incr, Worker.read_and_verify):
+                    for w in self.workers:
+                        if self.stop_event.is_set():
+                            return
+                        step(w)
+                iterations += 1
+                for w in self.workers:
+                    w.iterations = iterations
+                if self.options.interval:
+                    self.stop_event.wait(self.options.interval)
+        finally:
+            for w in self.workers:
+                w.close()
+
+
 def run(topology: Topology, work: list[Target], verify_password: str, history: History, options: Options,
         stop: threading.Event, abort: threading.Event) -> None:
     """Setup measurements, the region workers until done or `stop`, then the final reads (skipped on `abort`)."""
@@ -509,11 +559,13 @@ def run(topology: Topology, work: list[Target], verify_password: str, history: H
     acked = Acked()
     deadline = time.monotonic() + options.duration if options.duration is not None else None
     workers = [Worker(t, verify_password, history, acked, options, stop, deadline) for t in work]
-    for w in workers:
-        w.start()
-    while any(w.is_alive() for w in workers):
-        for w in workers:
-            w.join(0.2)
+    threads: list[threading.Thread] = (
+        [Lockstep(workers, options, stop, deadline)] if options.mode == "lockstep" else list(workers))
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(0.2)
     # Interrupted: read the final state at once instead of waiting for nodes to settle.
     final_reads(history, topology, verify_password, replace(options, settle=0.0) if stop.is_set() else options,
                 abort)
