@@ -60,6 +60,26 @@ def _lab_running() -> bool:
     return bool(out.strip())
 
 
+def exclusive_lab_slot(why: str) -> None:
+    """Make room for a test that boots its own lab: only one lab can exist at a time.
+
+    Skips without an engine (fails under CI, like the session fixture) or when a developer's
+    reused example lab is up; takes the session's example lab down if it is still up; installs
+    the blackhole route for the lab range.
+    """
+    reason = _engine_ready()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"integration tests need the lab: {reason}")
+        pytest.skip(reason)
+    if _lab_running():
+        if REUSE:
+            pytest.skip(f"the example lab is up and reused (KGT_LAB_REUSE=1): {why}")
+        down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
+        assert down.returncode == 0, down.stderr
+    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+
+
 @dataclass
 class Lab:
     """The running example lab and handles on it."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LAB_DIR, REUSE, ROOT, _engine_ready, _lab_running, kgt
+from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +32,7 @@ def _project_running(project: str) -> bool:
 
 
 def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Path) -> None:
-    reason = _engine_ready()
-    if reason:
-        pytest.skip(reason)
-    if _lab_running():
-        if REUSE:
-            pytest.skip("the example lab is up and reused (KGT_LAB_REUSE=1); only one lab can exist at a time")
-        down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
-        assert down.returncode == 0, down.stderr
-    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+    exclusive_lab_slot("only one lab can exist at a time")
     lab_dir = tmp_path / "lab"
     secrets = tmp_path / "two-regions.secrets.yaml"
     report = tmp_path / "report"

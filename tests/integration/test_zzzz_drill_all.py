@@ -9,27 +9,19 @@ summary.json, the exit code, and that the lab it booted is gone afterwards.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REUSE, TOPOLOGY, _engine_ready, _lab_running, kgt
+from tests.integration.conftest import TOPOLOGY, _lab_running, exclusive_lab_slot, kgt
 from toolkit.drills.faults import STANDARD
 
 pytestmark = pytest.mark.integration
 
 
 def test_drill_all_boots_a_fresh_lab_runs_the_standard_set_and_removes_the_lab(tmp_path: Path) -> None:
-    reason = _engine_ready()
-    if reason:
-        pytest.skip(reason)
-    if _lab_running():
-        if REUSE:
-            pytest.skip("the example lab is up and reused (KGT_LAB_REUSE=1): `drill all` would use it")
-        pytest.fail("the example lab is still up: test_zz_lab_down should have removed it")
-    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+    exclusive_lab_slot("`drill all` would use it instead of booting a fresh one")
     lab_dir, report = tmp_path / "lab", tmp_path / "all"
     try:
         done = kgt("drill", "all", "--topology", str(TOPOLOGY), "--lab-dir", str(lab_dir), "--report", str(report),

@@ -45,17 +45,22 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def write(directory: Path, galera: dict[str, Any], rtt: str = "50ms") -> Path:
+    """Three one-node regions with `galera` under defaults."""
+    return write_topology(directory, topology_data(per_region=["galera"], vips=0, rtt=rtt,
+                                                   defaults={"galera": galera}))
+
+
 def unvalidated(directory: Path, galera: dict[str, Any], rtt: str = "50ms") -> Topology:
     """The model of a topology without the semantic checks (to render what Galera would get)."""
-    path = write_topology(directory, topology_data(per_region=["galera"], vips=0, rtt=rtt, defaults={"galera": galera}))
+    path = write(directory, galera, rtt)
     data, lines = read_yaml(path)
     return Topology.from_document(parse_document(data, lines), path)
 
 
 def kgt_says_error(directory: Path, galera: dict[str, Any]) -> bool:
-    unvalidated(directory, galera)  # the file is written
     try:
-        load(directory / "topology.yaml")
+        load(write(directory, galera))
     except TopologyError:
         return True
     return False
@@ -128,7 +133,7 @@ def test_derived_timeouts_never_break_a_limit(tmp_path: Path, rtt_ms: int) -> No
 
 
 def messages(tmp_path: Path, galera: dict[str, Any], rtt: str = "50ms") -> list[str]:
-    path = write_topology(tmp_path, topology_data(per_region=["galera"], vips=0, rtt=rtt, defaults={"galera": galera}))
+    path = write(tmp_path, galera, rtt)
     try:
         return [str(p) for p in load_with_warnings(path)[1]]
     except TopologyError as exc:

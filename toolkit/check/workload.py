@@ -299,6 +299,15 @@ def read_status(conn: Any) -> dict[str, Any]:
             "conf_id": int(conf) if conf.lstrip("-").isdigit() else None}
 
 
+def _go_on(stop: threading.Event, options: Options, iterations: int, deadline: float | None) -> bool:
+    """Whether a loop that has done `iterations` goes on: not stopped, under the count, before the deadline."""
+    if stop.is_set():
+        return False
+    if options.iterations is not None and iterations >= options.iterations:
+        return False
+    return deadline is None or time.monotonic() < deadline
+
+
 class Worker(threading.Thread):
     """A region's process: status, incr, read-and-verify, until told to stop."""
 
@@ -411,13 +420,8 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         """Iterate until the stop event, the deadline or the iteration count."""
-        deadline = self.deadline
         try:
-            while not self.stop_event.is_set():
-                if self.options.iterations is not None and self.iterations >= self.options.iterations:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
+            while _go_on(self.stop_event, self.options, self.iterations, self.deadline):
                 self.status()
                 self.incr()
                 self.read_and_verify()
@@ -524,18 +528,11 @@ class Lockstep(threading.Thread):
         super().__init__(name="verify-lockstep", daemon=True)
         self.workers, self.options, self.stop_event, self.deadline = workers, options, stop, deadline
 
-    def _go_on(self, iterations: int) -> bool:
-        if self.stop_event.is_set():
-            return False
-        if self.options.iterations is not None and iterations >= self.options.iterations:
-            return False
-        return self.deadline is None or time.monotonic() < self.deadline
-
     def run(self) -> None:
         """Iterate until the stop event, the deadline or the iteration count (per region, as concurrent)."""
         iterations = 0
         try:
-            while self._go_on(iterations):
+            while _go_on(self.stop_event, self.options, iterations, self.deadline):
                 for step in (Worker.status, Worker.incr, Worker.read_and_verify):
                     for w in self.workers:
                         if self.stop_event.is_set():
