@@ -173,6 +173,27 @@ def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, mon
     assert order == one * 2
 
 
+@pytest.mark.parametrize(("mode", "sync_wait"), [("lockstep", 1), ("concurrent", 0)])
+def test_lockstep_increments_wait_for_the_previous_regions_write(example: Topology, monkeypatch: pytest.MonkeyPatch,
+                                                                  mode: str, sync_wait: int) -> None:
+    # With wsrep_sync_wait=0 the next region may still be applying the previous increment: its
+    # locking read would see the old value and its write-set would lose certification (CI saw it).
+    sessions: list[dict[str, int]] = []
+
+    def connect(*_args: Any, **session: int) -> FakeConnection:
+        sessions.append(session)
+        return FakeConnection([])
+
+    monkeypatch.setattr(workload, "_connect", connect)
+    work = workload.targets(example, "nodes")
+    options = workload.Options(duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0,
+                               rtt_samples=0, mode=mode)
+    workload.run(example, work, "verify", History(), options, threading.Event(), threading.Event())
+    writers = [s for s in sessions if "innodb_lock_wait_timeout" in s]
+    assert len(writers) == len(work)
+    assert all(s["wsrep_sync_wait"] == sync_wait and s["wsrep_dirty_reads"] == 0 for s in writers), writers
+
+
 def test_unknown_mode_is_refused_before_anything_connects() -> None:
     with pytest.raises(CannotCheck, match="bad mode 'roundrobin'"):
         workload.Options(mode="roundrobin")

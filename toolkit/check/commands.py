@@ -155,8 +155,9 @@ def check_history(path: Path, fmt: str) -> None:
               help="database holding the counters (a plain SQL identifier); give concurrent runs "
                    "different ones (drills use kgt_drill)")
 @click.option("--mode", type=click.Choice(["concurrent", "lockstep"]), default="concurrent", show_default=True,
-              help="concurrent: one worker per region; lockstep: the seed's loop, each region's lock in turn "
-                   "(no region starves over a slow WAN)")
+              help="concurrent: one worker per region; lockstep: the seed's loop, each region's lock in turn, "
+                   "its locking read causal (wsrep_sync_wait=1) so kgt's writes never race and no region "
+                   "starves over a slow WAN")
 @click.option("--cleanup", is_flag=True, help="drop the schema (--schema) at the end, and user kgt_verify "
                                                "unless another schema still uses it (--iterations 0: only that)")
 def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,

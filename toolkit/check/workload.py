@@ -14,8 +14,10 @@ region (a Jepsen process) repeats
 
 into a `history.History`. `Options.mode` "lockstep" runs the seed's loop literally instead:
 one thread, each iteration `status` through every region, then `incr` through every region
-in turn, then `read` from every region — no two of kgt's own writes race, so over a slow
-WAN no region loses every certification race to a nearer one (the concurrent default
+in turn, then `read` from every region — no two of kgt's own writes race (each increment's
+locking read waits for causality, wsrep_sync_wait=1, so it sees the previous region's
+increment applied), so over a slow WAN no region loses every certification race to a
+nearer one (the concurrent default
 measures contention too, but starves the far region); a dead region costs each iteration
 at most the call deadline. Every call has a deadline; a broken connection is replaced on
 the next operation; a region that is down is recorded, never fatal. Around the workers,
@@ -113,6 +115,16 @@ class Options:
         counters_table(self.schema)  # refuse a bad name here, before anything connects
         if self.mode not in MODES:
             raise CannotCheck(f"UNKNOWN: bad mode '{self.mode}' (modes: {', '.join(MODES)})")
+
+    @property
+    def writer_sync_wait(self) -> int:
+        """wsrep_sync_wait of the increment's session: 1 (causal) in lockstep, the design's 0 otherwise.
+
+        Lockstep promises that kgt's writes never race. With wsrep_sync_wait=0 a node may still be
+        applying the previous region's acknowledged increment when its own `SELECT … FOR UPDATE`
+        runs; its write-set would then depend on a stale seqno and lose certification anyway.
+        """
+        return 1 if self.mode == "lockstep" else 0
 
     @property
     def table(self) -> str:
@@ -326,7 +338,8 @@ class Worker(threading.Thread):
     def _writer(self) -> Any:
         if self._write is None:
             self._write = _connect(self.target, VERIFY_USER, self.password, self.options.timeout,
-                                   wsrep_dirty_reads=0, innodb_lock_wait_timeout=max(1, round(self.options.timeout)))
+                                   wsrep_dirty_reads=0, innodb_lock_wait_timeout=max(1, round(self.options.timeout)),
+                                   wsrep_sync_wait=self.options.writer_sync_wait)
         return self._write
 
     def _reader(self) -> Any:
