@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.errors import SecretsError
+from toolkit.errors import SecretsError, TopologyError
+from toolkit.topology.loader import read_yaml
 from toolkit.topology.model import Topology
 
 
@@ -127,16 +128,12 @@ def read(path: Path) -> Secrets:
 
 
 def _line_of(path: Path, name: str) -> str:
-    """':N' for the line where key `name` is in the secrets file, or '' if not found."""
+    """':N' for the line of top-level key `name` in the secrets file, or '' if it cannot be read."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        line = read_yaml(path)[1].line((name,))
+    except TopologyError:
         return ""
-    if isinstance(root, yaml.MappingNode):
-        for key, _ in root.value:
-            if key.value == name:
-                return f":{key.start_mark.line + 1}"
-    return ""
+    return f":{line}" if line else ""
 
 
 def for_topology(topology: Topology, path: Path | None = None) -> Secrets:

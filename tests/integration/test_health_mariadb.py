@@ -263,7 +263,6 @@ def test_desynced_node_serves_reads_not_writes(node: GaleraNode, endpoint: Endpo
     endpoint.wait_for("/write", 200)
 
 
-@pytest.mark.skipif(GARBD is None, reason="needs garbd: apt-get install -y galera-arbitrator-4")
 def start_arbitrator(argv: list[str], node: GaleraNode, attempts: int = 5) -> subprocess.Popen[bytes]:
     """Start garbd and wait until it is a member (cluster size 2).
 
@@ -282,6 +281,7 @@ def start_arbitrator(argv: list[str], node: GaleraNode, attempts: int = 5) -> su
     raise AssertionError(f"garbd exited at start-up {attempts} times (see its --log)")
 
 
+@pytest.mark.skipif(GARBD is None, reason="needs garbd: apt-get install -y galera-arbitrator-4")
 def test_node_that_lost_quorum_is_not_primary(node: GaleraNode, endpoint: Endpoint, tmp_path: Path) -> None:
     argv = [str(GARBD), "--address", f"gcomm://127.0.0.1:{node.gcomm_port}", "--group", CLUSTER, "--name", "arb"]
     argv += ["--options", f"gmcast.listen_addr=tcp://127.0.0.1:{free_port()};{FAST_EVS}"]

@@ -357,11 +357,11 @@ def test_half_partition_is_fast_for_many_regions() -> None:
 
 
 def test_galera_evs_settings_on_a_garbd_host_are_used_not_ignored(tmp_path: Path) -> None:
-    from toolkit.render import context as ctx
+    from toolkit.topology.evs import evs_timeouts
 
     data = topology_data(per_region=[1, 1, ["garbd"]])
     data["regions"][2]["hosts"][0]["galera"] = {"suspect_timeout": "9s", "gcache_size": "2G"}
     topology, warnings = load_with_warnings(write_topology(tmp_path, data))
-    assert ctx.evs_timeouts(topology, topology.host("r3-arb1"))["suspect_timeout"] == 9.0
+    assert evs_timeouts(topology, topology.host("r3-arb1"))["suspect_timeout"] == 9.0
     about_host = [w.message for w in warnings if w.path.startswith("regions[2].hosts[0]")]
     assert about_host == ["galera settings gcache_size are ignored on a garbd host (it uses only the EVS timeouts)"]

@@ -192,7 +192,7 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     work = workload.targets(model, through)
     admin, verify_password = secrets["admin_password"], secrets["verify_password"]
     if cleanup and iterations == 0:
-        click.echo(workload.cleanup(model, work, admin, timeout, schema=options.schema).summary(options.schema))
+        click.echo(workload.cleanup(model, work, admin, timeout, schema=options.schema).summary())
         return
     workload.setup(model, work, admin, verify_password, timeout, schema=options.schema)
     interrupts = _Interrupts()
@@ -213,7 +213,7 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
     cleaned = None
     if cleanup:  # a failed cleanup is reported; it never hides the verdict
         try:
-            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary(options.schema)
+            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary()
         except KgtError as exc:
             cleaned = f"cleanup failed: {exc}"
     if fmt == "json":

@@ -230,16 +230,17 @@ def setup(topology: Topology, work: list[Target], admin_password: str, verify_pa
 
 @dataclass(frozen=True)
 class Cleaned:
-    """What `cleanup` did: where, and which other schemas kept the shared user alive."""
+    """What `cleanup` did: which schema, where, and which other schemas kept the shared user alive."""
 
+    schema: str
     target: Target
     user_kept_for: tuple[str, ...]
 
-    def summary(self, schema: str) -> str:
+    def summary(self) -> str:
         """One line for the operator."""
         user = (f"kept user {VERIFY_USER} (still granted on {', '.join(self.user_kept_for)})"
                 if self.user_kept_for else f"dropped user {VERIFY_USER}")
-        return f"dropped schema {schema}, {user} (through {self.target.name})"
+        return f"dropped schema {self.schema}, {user} (through {self.target.name})"
 
 
 def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout: float, *,
@@ -268,7 +269,7 @@ def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout
 
     target = _admin_each(_admin_candidates(topology, work), admin_password, timeout, drop,
                          f"drop schema {schema} and user {VERIFY_USER}")
-    return Cleaned(target, tuple(kept))
+    return Cleaned(schema, target, tuple(kept))
 
 
 # --- operations ----------------------------------------------------------------------------
@@ -552,8 +553,6 @@ class Lockstep(threading.Thread):
                             return
                         step(w)
                 iterations += 1
-                for w in self.workers:
-                    w.iterations = iterations
                 if self.options.interval:
                     self.stop_event.wait(self.options.interval)
         finally:

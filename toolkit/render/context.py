@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolkit.topology.evs import evs_timeouts as evs_timeouts  # the templates' EVS values
+from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Region, Topology, Vip
 
 

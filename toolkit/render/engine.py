@@ -16,6 +16,7 @@ import jinja2
 from toolkit.render import context as ctx
 from toolkit.render import zone
 from toolkit.secretstore import Secrets
+from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Topology
 
 COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns")
@@ -83,7 +84,7 @@ def _galera(topology: Topology, host: Host) -> dict[str, Any]:
 
 def _garbd(topology: Topology, host: Host) -> dict[str, Any]:
     peers = [h.gcomm_address for h in topology.voters if h.name != host.name]
-    evs = ctx.evs_timeouts(topology, host)
+    evs = evs_timeouts(topology, host)
     return {
         "peers": peers,
         "evs_options": [f"evs.{k}={ctx.iso_period(v)}" for k, v in evs.items()],

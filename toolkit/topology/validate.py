@@ -304,9 +304,9 @@ def _evs_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[
         if not (host.has("galera") or host.has("garbd")):
             continue
         ri, hi = where[host.name]
+        host_loc: Loc = ("regions", ri, "hosts", hi)
         for found in evs.problems(topology, host):
             # Point at the first involved setting the file sets (a derived value has no line).
-            host_loc: Loc = ("regions", ri, "hosts", hi)
             locs = [_origin(doc, ri, hi, "galera", key) for key in found.keys]
             loc = next((loc for loc in locs if loc != host_loc), host_loc)
             problem = lines.problem(loc, found.message, found.severity)
