@@ -39,20 +39,28 @@ def primary(weight: int, total: int) -> bool:
 
 
 def oracle(t: Topology) -> dict[str, bool]:
-    """Scenario name → whether some component keeps Primary."""
+    """Scenario name → whether some component keeps Primary and still holds data.
+
+    A component of garbd alone can be Primary by weight, but it has no data: nothing is
+    read or written there, so the site does not survive on it.
+    """
     w = weights_by_region(t)
     total = sum(w.values())
+    data = {r.name: sum(1 for h in r.hosts if h.has("galera")) for r in t.regions}
+    all_data = sum(data.values())
     out = {}
     for region in t.regions:
         for host in region.hosts:
             if host.has("galera") or host.has("garbd"):
                 own = host.settings.galera.weight if host.has("galera") else host.settings.garbd.weight
-                out[f"lose {host.name}"] = primary(total - own, total)
+                left = all_data - (1 if host.has("galera") else 0)
+                out[f"lose {host.name}"] = primary(total - own, total) and left > 0
     for name, weight in w.items():
-        out[f"lose region {name}"] = primary(total - weight, total)
+        out[f"lose region {name}"] = primary(total - weight, total) and all_data - data[name] > 0
     if len(w) > 1:
         for name, weight in w.items():
-            out[f"isolate region {name}"] = primary(weight, total) or primary(total - weight, total)
+            out[f"isolate region {name}"] = ((primary(weight, total) and data[name] > 0)
+                                             or (primary(total - weight, total) and all_data - data[name] > 0))
     return out
 
 

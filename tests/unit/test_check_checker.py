@@ -42,8 +42,9 @@ class Builder:
     def read(self, region: str, t0: float, t1: float, values: dict[str, int], poll: int = 0) -> None:
         self._add(region, "read", t0, t1, "ok", values, poll=poll)
 
-    def status(self, region: str, t0: float, t1: float, status: str = "Primary") -> None:
-        self._add(region, "status", t0, t1, "ok", {"status": status, "size": 3, "state": "Synced", "conf_id": 1})
+    def status(self, region: str, t0: float, t1: float, status: str = "Primary", node: str | None = None) -> None:
+        value = {"status": status, "size": 3, "state": "Synced", "conf_id": 1}
+        self._add(region, "status", t0, t1, "ok", {**value, "node": node} if node else value)
 
     def initial(self, values: dict[str, int]) -> None:
         self._add("setup", "read", -0.2, -0.1, "ok", values, host="r1-db1", poll=0)
@@ -179,6 +180,33 @@ def test_ok_write_while_non_primary_is_flagged() -> None:
     assert [a.kind for a in report.anomalies] == ["non-primary-write"]
     assert report.state == State.WARNING
     assert report.regions["r2"].statuses == {"Primary": 1, "non-Primary": 2}
+
+
+def _served_through_r2s_vip(node: str) -> Builder:
+    """r2 cut off (its own node r2-db1 non-Primary); an increment through r2's VIP served by `node`."""
+    b = clean()
+    b.status("r1", 0.48, 0.481, "Primary", node="r1-db1")
+    b.status("r2", 0.50, 0.501, "non-Primary", node="r2-db1")
+    b.incr("r2", 0.51, 0.52, {"r2": 2, "shared": 4, "node": node})  # type: ignore[dict-item]
+    b.status("r2", 0.53, 0.531, "non-Primary", node="r2-db1")
+    b.status("r1", 0.54, 0.541, "Primary", node="r1-db1")
+    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
+    for host in ("r1-db1", "r2-db1"):
+        b.final(host, {"r1": 2, "r2": 2, "shared": 4})
+    return b
+
+
+def test_write_through_a_vip_served_by_a_remote_primary_is_not_an_anomaly() -> None:
+    # Right after a heal: HAProxy sent r2's increment to r1-db1 (a backup) while r2-db1 still read stale.
+    report = check(_served_through_r2s_vip("r1-db1").ops())
+    assert report.anomalies == [], [a.detail for a in report.anomalies]
+    assert report.acknowledged == 1 + 3  # this one and the clean history's
+
+
+def test_write_served_by_the_non_primary_node_itself_is_an_anomaly_naming_it() -> None:
+    report = check(_served_through_r2s_vip("r2-db1").ops())
+    assert [a.kind for a in report.anomalies] == ["non-primary-write"]
+    assert "acknowledged by r2-db1 (through r2-db1)" in report.anomalies[0].detail
 
 
 def test_unexpected_write_is_flagged() -> None:

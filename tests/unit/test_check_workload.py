@@ -30,6 +30,10 @@ class FakeCursor:
         self.log.append(sql)
         if sql.startswith("SHOW GLOBAL STATUS"):
             self.rows = list(STATUS)
+        elif sql.startswith("SELECT @@wsrep_node_name"):
+            self.rows = [("r1-db1",)]
+        elif sql.startswith("SELECT name, value, @@wsrep_node_name FROM") and args:
+            self.rows = [(name, 0, "r1-db1") for name in args]
         elif sql.startswith("SELECT name, value FROM") and args:
             self.rows = [(name, 0) for name in args]
         elif sql.startswith("SELECT name, value FROM"):
@@ -42,6 +46,9 @@ class FakeCursor:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self.rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
 
 
 class FakeConnection:
@@ -101,10 +108,29 @@ def test_each_options_schema_names_its_own_table(example: Topology, monkeypatch:
         assert f"CREATE DATABASE IF NOT EXISTS {schema}" in log
         assert f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO 'kgt_verify'@'%'" in log
         assert f"DROP DATABASE IF EXISTS {schema}" in log
-        assert any(s.startswith(f"SELECT name, value FROM {table} WHERE") and "FOR UPDATE" in s for s in log)
+        assert any(s.startswith(f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE") and "FOR UPDATE" in s
+                   for s in log)
         assert any(s.startswith(f"UPDATE {table} SET") for s in log)
         reads = [s for s in log if s == f"SELECT name, value FROM {table}"]
         assert len(reads) >= 1 + 1 + len(example.galera_nodes)  # initial, the worker's, one final per node
+
+
+def test_increment_and_status_record_the_node_that_served_them(example: Topology,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Through a VIP the serving node may be another region's: the history must say which.
+    log: list[str] = []
+    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    history = History()
+    worker = workload.Worker(workload.targets(example, "nodes")[0], "verify", history, workload.Acked(),
+                             workload.Options(visible_within=0.0), threading.Event())
+    worker.status()
+    worker.incr()
+    done = {op.f: op.value for op in history.ops if op.type == "ok"}
+    assert done["incr"] == {"r1": 1, "shared": 1, "node": "r1-db1"}
+    assert done["status"]["node"] == "r1-db1" and done["status"]["status"] == "Primary"
+    # The node comes from the locking read itself: no extra round trip in the transaction.
+    transaction = log[log.index("BEGIN"):log.index("COMMIT")]
+    assert not [s for s in transaction if s.startswith("SELECT @@")], transaction
 
 
 def test_read_counters_defaults_to_kgt_verify() -> None:

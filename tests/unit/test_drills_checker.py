@@ -89,12 +89,14 @@ def test_availability_counts_operations_invoked_in_the_window() -> None:
 def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: tuple[str, float] | None = None,
                   observed: dict[str, str] | None = None, interrupted: bool = False, topology_path: Any = EXAMPLE,
                   token_gap_r1: float = 0.0, write_gap_survivors: float = 6.0,
-                  races_lost_by: str | None = None) -> list[Op]:
+                  races_lost_by: str | None = None, cut_off_issues: str = "ok") -> list[Op]:
     """A region-partition of `region` on the example lab, written as the drill would record it.
 
     Survivors stall `write_gap_survivors` seconds after the fault at t=10 and go on; the cut-off
     region's writes fail; the heal at t=24, healthy at t=30, final reads at t=40. Region
     `races_lost_by` (a survivor) loses every certification race from the fault to the heal.
+    The cut-off region's token issues are `cut_off_issues` (ok: served read-only; fail: HTTP 500)
+    from the fault to the heal, while its validations go on answering (from Keystone's cache).
     """
     topology = load(topology_path)
     fault = resolve(topology, kind, region=region)
@@ -146,9 +148,11 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
                 rec.op(f"ks-issue-{r}", "issue", t, t + 0.3, "fail", region=r, error="http-503")
                 t += 0.3
                 continue
-            failing = r in cut_off and 10.0 <= t < 24.5
+            failing = r in cut_off and 10.0 <= t < 24.5 and cut_off_issues == "fail"
             rec.op(f"ks-issue-{r}", "issue", t, t + 0.1, "fail" if failing else "ok",
                    value=None if failing else {"token": "abc"}, region=r, error="http-500" if failing else None)
+            rec.op(f"ks-validate-{r}", "validate", t + 0.1, t + 0.15, value={"token": "abc", "issuer": "r1"},
+                   region=r, invoke_value={"token": "abc", "issuer": "r1"})
             t += 0.2
     observed = observed or {}
     for host, region_name in nodes.items():
@@ -222,6 +226,46 @@ def test_survivor_gap_beyond_the_configured_bound_fails() -> None:
     failed = {(e.name, e.region) for e in result.expectations if e.ok is False}
     assert ("writes continue", "r1") in failed
     assert result.verdict == "fail"
+
+
+def test_cut_off_region_whose_tokens_fail_while_read_only_is_one_gap_and_fails_the_drill() -> None:
+    # The bug this drill missed: every issue through r3 failed for the whole cut, but cached
+    # validations in between split the failures into short gaps and the run passed.
+    result = checker.check(drill_history(cut_off_issues="fail"))
+    r3 = result.measurements["regions"]["r3"]
+    failing = [g for g in r3["tokens"]["gaps"] if g["failures"]]
+    assert len(failing) == 1, r3["tokens"]["gaps"]
+    # From the last issue before the cut (done at ≈ 9.9 s) to the first after the heal (≈ 24.6 s).
+    assert failing[0]["seconds"] == pytest.approx(24.6 - 9.9, abs=0.3)
+    assert r3["tokens"]["max_gap"] == pytest.approx(24.6 - 9.9, abs=0.3)
+    assert r3["validations"]["max_gap"] is None  # the validations went on answering
+    served = next(e for e in result.expectations if e.name == "tokens served read-only")
+    assert (served.region, served.ok) == ("r3", False)
+    assert served.observed.startswith("issued 0/")
+    assert result.verdict == "fail"
+    assert "r3 read-only from" in result.summary and "tokens issued 0%" in result.summary
+    assert "failed: tokens served read-only r3" in result.summary
+
+
+def test_cut_off_region_that_serves_tokens_read_only_passes_and_says_so() -> None:
+    result = checker.check(drill_history())
+    served = next(e for e in result.expectations if e.name == "tokens served read-only")
+    assert (served.region, served.ok) == ("r3", True), served
+    ro = result.measurements["regions"]["r3"]["read_only"]
+    # r3-db1 reported non-Primary from t=15 (fault injected at 10.3): + HAProxy detection + slack.
+    bounds = result.plan["bounds"]
+    assert ro["non_primary_at"] == pytest.approx(15.01 - 10.3, abs=0.3)
+    assert ro["since"] == pytest.approx(ro["non_primary_at"] + bounds["haproxy_detection"] + bounds["slack"])
+    assert ro["tokens"]["availability"] == 1.0 and ro["validations"]["availability"] == 1.0
+    assert ro["tokens"]["attempts"] > 10
+    assert "r3 read-only from" in result.summary and "tokens issued 100%, validated 100%" in result.summary
+    assert result.verdict == "pass"
+
+
+def test_regions_predicted_writable_get_no_read_only_expectation() -> None:
+    result = checker.check(drill_history())
+    assert {e.region for e in result.expectations if e.name == "tokens served read-only"} == {"r3"}
+    assert "read_only" not in result.measurements["regions"]["r1"]
 
 
 def test_token_gap_is_measured_per_region_endpoint() -> None:

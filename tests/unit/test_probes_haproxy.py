@@ -33,14 +33,18 @@ def backend(name: str, iid: int, servers: list[tuple[str, str, bool]]) -> list[s
 
 
 def stats_csv(write: list[str], read: list[str], keystone: list[str] | None) -> str:
-    """A stats page for r1-proxy1: statuses of r1-db1, r2-db1, r3-db1 in each listener."""
+    """A stats page for r1-proxy1: statuses of r1-db1, r2-db1, r3-db1 in each listener.
+
+    As rendered, galera-write ends with the read-only fallbacks, which track galera-read.
+    """
     names = ("r1-db1", "r2-db1", "r3-db1")
 
     def servers(statuses: list[str]) -> list[tuple[str, str, bool]]:
         return [(n, s, i > 0) for i, (n, s) in enumerate(zip(names, statuses, strict=True))]
 
+    fallbacks = [(f"{n}-readonly", s, True) for n, s in zip(names, read, strict=True)]
     rows = [HEADER]
-    rows += backend("galera-write", 2, servers(write))
+    rows += backend("galera-write", 2, servers(write) + fallbacks)
     rows += backend("galera-read", 3, servers(read))
     if keystone is not None:
         rows += backend("keystone-api", 4, servers(keystone))
@@ -119,6 +123,16 @@ def test_region_served_by_another_regions_backup_is_warning_naming_it(tmp_path: 
     assert "galera-write of r1 served by region r2 (r2-db1, backup)" in out.text
     assert "galera-read of r1 served by region r2" in out.text
     assert "keystone-api" not in out.text
+
+
+def test_write_listener_on_its_read_only_fallback_is_critical_naming_the_region(tmp_path: Path, stats: int) -> None:
+    # r1 cut off from the Primary component: no node passes /write, r1-db1 still serves dirty reads.
+    FakeStats.body = stats_csv(["DOWN", "DOWN", "DOWN"], ["UP", "DOWN", "DOWN"], ["UP", "DOWN", "DOWN"])
+    out = probe(tmp_path, stats)
+    assert out.state == "CRITICAL", out.stdout
+    assert out.text.startswith("galera-write: no server up (of 3)")  # the fallback is not a writer
+    assert "galera-write of r1 read-only: no writer reachable, r1-db1 serves reads only (writes fail)" in out.text
+    assert out.perf["galera-write_up"]["value"] == "0"
 
 
 def test_backend_without_server_up_is_critical(tmp_path: Path, stats: int) -> None:

@@ -31,6 +31,7 @@ class Component:
     hosts: tuple[str, ...]
     weight: int
     primary: bool
+    data: bool = True  # False when only garbd votes in it: Primary, but nothing to read or write
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Scenario:
 
     @property
     def survives(self) -> bool:
-        """Whether some component keeps Primary (the cluster goes on accepting writes)."""
-        return any(c.primary for c in self.components)
+        """Whether some component keeps Primary with data (the cluster goes on accepting writes)."""
+        return any(c.primary and c.data for c in self.components)
 
 
 def is_primary(weight: int, previous: int) -> bool:
@@ -69,6 +70,8 @@ class Layout:
     voters: tuple[Voter, ...]
     keystone_regions: frozenset[str]
     hosts_by_region: dict[str, tuple[str, ...]] = field(hash=False)
+    # The proxies Keystone reaches the database through; None: not modelled (every host counts).
+    proxies_by_region: dict[str, tuple[str, ...]] | None = field(default=None, hash=False)
 
     @classmethod
     def of(cls, topology: Topology) -> Layout:
@@ -84,6 +87,9 @@ class Layout:
             ),
             hosts_by_region={
                 r.name: tuple(h.name for h in r.hosts) for r in topology.regions
+            },
+            proxies_by_region={
+                r.name: tuple(h.name for h in r.with_role("haproxy")) for r in topology.regions
             },
         )
 
@@ -110,25 +116,30 @@ def _scenario(
         ]
         weight = sum(v.weight for v in members)
         primary = is_primary(weight, total)
+        data = any(m.data for m in members)
         components.append(
             Component(
                 tuple(r for r in layout.regions if r in group),
                 tuple(v.host for v in members),
                 weight,
                 primary,
+                data,
             )
         )
         for region in (r for r in layout.regions if r in group):  # file order, not set order
             alive = [h for h in layout.hosts_by_region[region] if h not in lost_hosts]
-            if not alive:
-                db = "down"
+            if not alive or not data:
+                db = "down"  # nothing left, or only garbd: no node holds the data
             elif primary:
                 db = "primary"
             else:
-                db = "read-only" if any(m.data for m in members) else "down"
+                db = "read-only"
+            # Keystone reaches the database through its region's proxies: none left, no database.
+            proxies = (layout.proxies_by_region or {}).get(region)
+            path_lost = proxies is not None and bool(proxies) and all(p in lost_hosts for p in proxies)
             if region not in layout.keystone_regions:
                 ks = "none"
-            elif not alive:
+            elif not alive or path_lost:
                 ks = "down"
             else:
                 ks = {"primary": "writable", "read-only": "read-only", "down": "down"}[

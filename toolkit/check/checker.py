@@ -7,8 +7,10 @@ Anomalies (any one makes the verdict `anomalies`, exit 1):
 - `divergent`: the final states of the Primary nodes disagree (some have it, some not).
 - `lost-update`: two acknowledged increments of one counter wrote the same value, so
   one overwrote the other.
-- `non-primary-write`: an increment acknowledged by a region whose node reported
-  non-Primary both in the status just before it and in the status just after it.
+- `non-primary-write`: an increment acknowledged by a node that reported non-Primary
+  both in the status just before it and in the status just after it. The node is the
+  one that served the transaction (recorded in it: through a VIP a region's write may be
+  served by another region's Primary node, as HAProxy's backup), else the region's own.
 - `unexpected-write`: a counter grew more than the acknowledged plus the indeterminate
   (info) increments: a write reported as failed took effect, or another writer ran.
 
@@ -181,6 +183,37 @@ def _regions(ops: Sequence[Op]) -> list[str]:
     return list(dict.fromkeys([*(r for r in setup if r in present), *workers]))
 
 
+def _non_primary_writes(oks: list[Done], status: list[Done]) -> list[Anomaly]:
+    """Acknowledged increments whose serving node reported non-Primary before and after them.
+
+    The serving node is the one the transaction recorded (`node`: through a VIP, a region's
+    write may be served by another region's Primary node, as HAProxy's backup), judged by
+    the status samples that name it; a history without it falls back to the samples of the
+    increment's own region (its endpoint's node).
+    """
+    samples: dict[str, list[Done]] = defaultdict(list)
+    for d in sorted((d for d in status if d.type == "ok" and isinstance(d.value, dict)), key=lambda d: d.t0):
+        samples[f"region:{d.start.process}"].append(d)
+        if d.value.get("node"):
+            samples[f"node:{d.value['node']}"].append(d)
+    out = []
+    for d in oks:
+        node = d.value.get("node") if isinstance(d.value, dict) else None
+        mine = samples.get(f"node:{node}" if node else f"region:{d.start.process}", [])
+        starts = [x.t0 for x in mine]
+        i = bisect.bisect_left(starts, d.t0)
+        before = mine[i - 1] if i > 0 and mine[i - 1].t1 <= d.t0 else None
+        j = bisect.bisect_left(starts, d.t1)
+        after = mine[j] if j < len(mine) else None
+        if before and after and all(x.value.get("status") != "Primary" for x in (before, after)):
+            name = d.start.process
+            served = f"{node} (through {d.start.host})" if node else d.start.host
+            out.append(Anomaly("non-primary-write", name, d.values.get(name), name, d.end.index if d.end else None,
+                               f"increment acknowledged by {served} while it reported non-Primary before "
+                               f"(t={before.t1:.3f}) and after (t={after.t0:.3f})"))
+    return out
+
+
 def check(ops: Iterable[Op]) -> VerifyReport:
     """Judge a history (see the module docstring)."""
     ops = list(ops)
@@ -247,24 +280,8 @@ def check(ops: Iterable[Op]) -> VerifyReport:
                                      f"{len(ds)} acknowledged increments of '{row}' wrote {value} "
                                      f"(by {', '.join(x.start.process for x in ds)})"))
 
-    # Writes acknowledged while the region's node said non-Primary before and after.
-    for name in regions:
-        mine = sorted((d for d in status if d.start.process == name and d.type == "ok"), key=lambda d: d.t0)
-        starts = [d.t0 for d in mine]
-        for d in oks:
-            if d.start.process != name:
-                continue
-            i = bisect.bisect_left(starts, d.t0)
-            before = mine[i - 1] if i > 0 and mine[i - 1].t1 <= d.t0 else None
-            j = bisect.bisect_left(starts, d.t1)
-            after = mine[j] if j < len(mine) else None
-            if before and after and all(
-                    isinstance(x.end and x.end.value, dict) and x.end is not None
-                    and x.end.value.get("status") != "Primary" for x in (before, after)):
-                anomalies.append(Anomaly("non-primary-write", name, d.values.get(name), name,
-                                         d.end.index if d.end else None,
-                                         f"increment acknowledged by {d.start.host} while it reported "
-                                         f"non-Primary before (t={before.t1:.3f}) and after (t={after.t0:.3f})"))
+    # Writes acknowledged by a node that said non-Primary just before and just after them.
+    anomalies += _non_primary_writes(oks, status)
 
     # Final state: reads of the nodes that said Primary at the end.
     final_status: dict[str, str | None] = {}

@@ -24,9 +24,11 @@ Values by `f`:
 
 - `incr` — a transaction that locks the region's row and the shared row
   (`SELECT … FOR UPDATE`), writes each old value + 1, and commits. invoke:
-  `{"rows": ["r2", "shared"]}`; ok: the values written, `{"r2": 41, "shared": 97}`.
+  `{"rows": ["r2", "shared"]}`; ok: the values written and the node that served the
+  transaction (`@@wsrep_node_name`, read in it), `{"r2": 41, "shared": 97, "node": "r2-db1"}`.
 - `read` — all counters, read with `wsrep_dirty_reads=1`: ok `{"r1": 40, "r2": 41, …, "shared": 97}`.
-- `status` — ok `{"status": "Primary", "size": 3, "state": "Synced", "conf_id": 7}`.
+- `status` — ok `{"status": "Primary", "size": 3, "state": "Synced", "conf_id": 7, "node": "r2-db1"}`
+  (`node`: the node that answered).
 - `rtt` — one TCP connect to a node: ok, value = seconds.
 
 Processes "setup" (RTT samples, the initial read) and "final" (the status and a read of

@@ -309,7 +309,15 @@ def read_status(conn: Any) -> dict[str, Any]:
     conf = s.get("wsrep_cluster_conf_id", "")
     return {"status": s.get("wsrep_cluster_status"), "size": int(size) if size.isdigit() else None,
             "state": s.get("wsrep_local_state_comment"),
-            "conf_id": int(conf) if conf.lstrip("-").isdigit() else None}
+            "conf_id": int(conf) if conf.lstrip("-").isdigit() else None, "node": node_name(conn)}
+
+
+def node_name(conn: Any) -> str | None:
+    """`@@wsrep_node_name` of the node behind a connection (a VIP may lead anywhere)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@wsrep_node_name")
+        row = cur.fetchone()
+    return str(row[0]) if row and row[0] is not None else None
 
 
 def _go_on(stop: threading.Event, options: Options, iterations: int, deadline: float | None) -> bool:
@@ -392,9 +400,13 @@ class Worker(threading.Thread):
             conn = self._writer()
             conn.begin()
             with conn.cursor() as cur:
-                cur.execute(f"SELECT name, value FROM {table} WHERE name IN (%s, %s) ORDER BY name FOR UPDATE",
-                            tuple(rows))
-                current = {str(n): int(v) for n, v in cur.fetchall()}
+                # @@wsrep_node_name in the locking read: which node serves this transaction (through a
+                # VIP it may be another region's, as a backup), at no extra round trip.
+                cur.execute(f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE name IN (%s, %s) "
+                            "ORDER BY name FOR UPDATE", tuple(rows))
+                found = cur.fetchall()
+                current = {str(n): int(v) for n, v, _ in found}
+                node = str(found[0][2]) if found and found[0][2] is not None else None
                 if set(current) != set(rows):
                     raise SchemaMissing(f"rows {sorted(set(rows) - set(current))} missing from {table}")
                 new = {row: current[row] + 1 for row in rows}
@@ -408,7 +420,7 @@ class Worker(threading.Thread):
             self._failed(op, exc, "write", "info" if unknown else "fail")
             return
         self.acked.note(new)
-        self.history.complete(op, "ok", new)
+        self.history.complete(op, "ok", {**new, "node": node} if node else new)
         self._backoff = 0.0
 
     def read_and_verify(self) -> None:

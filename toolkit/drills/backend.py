@@ -42,7 +42,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def heal_network(self) -> None:
-        """Remove every cut, delay and loss between regions."""
+        """Remove every cut, delay and loss the drill added between regions; keep the site's own WAN."""
+
+    @abc.abstractmethod
+    def wan_rtt(self) -> float:
+        """The round trip (s) the site's WAN adds between regions, which a drill keeps (0 on a LAN)."""
 
     @abc.abstractmethod
     def degrade_wan(self, spec: WanSpec) -> None:
@@ -140,13 +144,15 @@ class LabBackend(Backend):
         return out
 
     def _wan_problems(self, hosts: list[str]) -> list[str]:
+        """Cuts, and delay or loss beyond the lab's WAN setting (`kgt lab wan`), which is the site's normal."""
+        setting = network.setting()
         script = (f"iptables -S {network.CUT_CHAIN} 2>/dev/null | grep -c -- '-j DROP'; "
                   "tc qdisc show dev eth0 2>/dev/null | grep -c netem; true")
 
         def one(name: str) -> str | None:
             result = LabHost(name).run(script, timeout=15)
             counts = [int(x) for x in result.stdout.split() if x.isdigit()]
-            if len(counts) == 2 and any(counts):
+            if len(counts) == 2 and (counts[0] or (counts[1] and setting is None)):
                 return f"{name}: WAN fault left ({counts[0]} cut rules, {counts[1]} netem qdiscs)"
             return None
 
@@ -158,9 +164,16 @@ class LabBackend(Backend):
                 rules = json.loads(config.stdout).get("rules") or []
             except ValueError:
                 rules = []
-            if rules:
-                found.append(f"WAN router: {len(rules)} delay/loss rules left (`kgt lab wan --clear`)")
+            expected = [setting.rule()] if setting is not None else []
+            if rules != expected:
+                found.append(f"WAN router: {len(rules)} delay/loss rules left beyond the lab's WAN setting "
+                             f"(`kgt lab wan --clear`)")
         return found
+
+    def wan_rtt(self) -> float:
+        """The round trip of the lab's WAN setting (`kgt lab wan --rtt`), 0 without one."""
+        setting = network.setting()
+        return setting.rtt if setting is not None else 0.0
 
     # -- network -------------------------------------------------------------------------
 
@@ -169,7 +182,7 @@ class LabBackend(Backend):
         network.cut(self.topology, region)
 
     def heal_network(self) -> None:
-        """Flush every cut and delay (each host tried even if one fails)."""
+        """Flush every cut and delay (each host tried even if one fails), then restore the lab's WAN setting."""
         network.heal(self.topology)
 
     def degrade_wan(self, spec: WanSpec) -> None:

@@ -7,9 +7,13 @@ workloads' operations and the verify loop's final reads (see `workloads`, `monit
 `nemesis`). From those alone it measures
 
 - detection: fault → first Galera view change, first HAProxy server down, VIP moved, first client error;
-- failover gaps: per region and stream (writes, tokens, dirty reads) the longest stretch
-  between two successful operations with failures in between (or ≥ `MIN_GAP` without);
-  a write that lost a certification race counts as an answer (the region is up);
+- failover gaps: per region and stream (writes, tokens issued, tokens validated, dirty
+  reads) the longest stretch between two successful operations with failures in between
+  (or ≥ `MIN_GAP` without): a run of failures is one gap; a write that lost a
+  certification race counts as an answer (the region is up);
+- read-only service: in a region the analysis predicts Keystone read-only (cut off from
+  the Primary component), the share of tokens issued and validated there from when it
+  should be serving read-only (`read_only_service`) until the heal;
 - availability per region during the fault (ok over attempts invoked in the window);
 - heal: how long the heal took, when every node was Primary/Synced/whole again, when the
   site was healthy again, and how a restarted node rejoined (IST or SST);
@@ -191,11 +195,45 @@ class _History:
                 if conflicts or not (d.end is not None and d.end.error == CONFLICT)]
 
     def tokens(self, region: str) -> list[Done]:
-        return [d for d in self.select(("issue", "validate"), region=region)
-                if d.start.process.startswith("ks-")]
+        """Tokens issued through the region's endpoint."""
+        return [d for d in self.select("issue", region=region) if d.start.process.startswith("ks-")]
+
+    def validations(self, region: str) -> list[Done]:
+        """Tokens (of every region) validated through the region's endpoint.
+
+        A stream of its own: a validation answered from Keystone's cache must not split a
+        run of failed issues into short gaps.
+        """
+        return [d for d in self.select("validate", region=region) if d.start.process.startswith("ks-")]
 
     def dirty(self, region: str) -> list[Done]:
         return self.select("dirty-read", process=f"dirty-{region}")
+
+
+# A region the analysis predicts read-only must answer this share of token requests once it is.
+READ_ONLY_AVAILABILITY = 0.95
+
+
+def read_only_service(h: _History, region: str, bounds: Bounds) -> dict[str, Any]:
+    """How a cut-off region's Keystone served while read-only: tokens issued and validated through it.
+
+    Measured from when the region may be expected to serve read-only: its Galera nodes said
+    non-Primary (else the fault plus Galera's detection bound), plus HAProxy's detection
+    bound (the write listener falls back to the nodes serving dirty reads) and the slack,
+    until the heal began.
+    """
+    assert h.inject is not None
+    f1 = h.inject.t1 if h.inject.end else h.inject.t0
+    until = h.heal.t0 if h.heal else h.end
+    settled = h.first_state(region, "non-Primary", f1, until)
+    since = (settled if settled is not None else f1 + bounds.galera_detection) + bounds.haproxy_detection + bounds.slack
+    out: dict[str, Any] = {"since": round(since - f1, 3), "until": round(until - f1, 3),
+                           "non_primary_at": None if settled is None else round(settled - f1, 3)}
+    for name, stream in (("tokens", h.tokens(region)), ("validations", h.validations(region))):
+        window = [d for d in stream if since <= d.t0 and d.t1 <= until]
+        ok = sum(1 for d in window if d.type == "ok")
+        out[name] = {"ok": ok, "attempts": len(window), "availability": round(ok / len(window), 4) if window else None}
+    return out
 
 
 def _node_state(d: Done) -> str:
@@ -228,7 +266,8 @@ def check(ops: Iterable[Op]) -> DrillResult:
     for r in regions:
         entry: dict[str, Any] = {}
         streams[r] = {}
-        for name, stream in (("writes", h.writes(r)), ("tokens", h.tokens(r)), ("dirty_reads", h.dirty(r))):
+        for name, stream in (("writes", h.writes(r)), ("tokens", h.tokens(r)), ("validations", h.validations(r)),
+                             ("dirty_reads", h.dirty(r))):
             streams[r][name] = [(round(d.t1, 3), d.type) for d in stream if d.end is not None]
             if not stream:
                 continue
@@ -251,6 +290,8 @@ def check(ops: Iterable[Op]) -> DrillResult:
             if name == "writes":  # answered by a Primary node, lost to a concurrent write on the shared row
                 entry[name]["conflicts"] = sum(1 for d in every if lo <= d.t0 <= hi and d.end is not None
                                                and d.end.error == CONFLICT)
+        if prediction.regions.get(r, {}).get("keystone") == "read-only" and h.inject is not None:
+            entry["read_only"] = read_only_service(h, r, bounds)
         per_region[r] = entry
 
     # --- detection ---------------------------------------------------------------------------
@@ -398,13 +439,17 @@ def expectations(h: _History, prediction: Prediction, bounds: Bounds, fault: Fau
                 add(Expectation("dirty reads served", region, "reads answered by the non-Primary node",
                                 f"{ok} of {len(reads)} reads ok", None if not reads else ok > 0))
         tokens = data.get("tokens")
+        validations = data.get("validations") or {}
         if outcome["keystone"] == "writable" and tokens is not None:
-            gap = tokens["max_gap"] or 0.0
+            gap = max(tokens["max_gap"] or 0.0, validations.get("max_gap") or 0.0)
             bound = bounds.token_gap.get(region)
-            add(Expectation("tokens continue", region, f"longest token gap ≤ {_fmt(bound)}",
+            add(Expectation("tokens continue", region, f"longest token gap (issue, validate) ≤ {_fmt(bound)}",
                             f"longest gap {_fmt(gap)}, availability {_pct(tokens['availability'])}",
                             bound is not None and gap <= bound and tokens["ok"] > 0))
-            rejected = [d for d in h.tokens(region) if d.end is not None and d.end.error == "rejected"]
+        if outcome["keystone"] == "read-only" and "read_only" in data:
+            add(_read_only_expectation(region, data["read_only"]))
+        if outcome["keystone"] in ("writable", "read-only") and tokens is not None:
+            rejected = [d for d in h.validations(region) if d.end is not None and d.end.error == "rejected"]
             add(Expectation("valid tokens accepted", region, "no 401/404 for a token just issued",
                             f"{len(rejected)} rejected", not rejected))
     # 2. healed: the site healthy again, every node back, nothing lost
@@ -441,6 +486,20 @@ def expectations(h: _History, prediction: Prediction, bounds: Bounds, fault: Fau
         add(Expectation("no anomalies", None, "none of lost-update, divergent, non-primary-write, unexpected-write",
                         ", ".join(sorted({a.kind for a in others})) or "none", not others))
     return out
+
+
+def _read_only_expectation(region: str, served: dict[str, Any]) -> Expectation:
+    """Tokens issued and validated in a read-only region, from when it is expected to serve."""
+    expected = (f"≥ {READ_ONLY_AVAILABILITY:.0%} of tokens issued and validated from {served['since']:.1f}s "
+                f"after the cut until the heal")
+    issued, validated = served["tokens"], served["validations"]
+    observed = (f"issued {issued['ok']}/{issued['attempts']}, validated {validated['ok']}/{validated['attempts']}"
+                f" from {served['since']:.1f}s to {served['until']:.1f}s")
+    if not issued["attempts"] or not validated["attempts"]:
+        return Expectation("tokens served read-only", region, expected,
+                           f"{observed}: no token request in that window (a longer --heal-after decides it)", None)
+    ok = all(x["availability"] >= READ_ONLY_AVAILABILITY for x in (issued, validated))
+    return Expectation("tokens served read-only", region, expected, observed, ok)
 
 
 CORRECTNESS = ("no lost writes", "no anomalies", "valid tokens accepted", "writes rejected")
@@ -484,9 +543,16 @@ def summarize(result: DrillResult) -> str:
     gaps = []
     for r, data in m["regions"].items():
         w = (data.get("writes") or {}).get("max_gap")
-        t = (data.get("tokens") or {}).get("max_gap")
+        t = max((x for x in ((data.get(k) or {}).get("max_gap") for k in ("tokens", "validations")) if x is not None),
+                default=None)
         gaps.append(f"{r} {_fmt(w)}/{_fmt(t)}")
     parts.append("longest gap writes/tokens " + " ".join(gaps))
+    for r, data in m["regions"].items():
+        served = data.get("read_only")
+        if served:
+            issued, validated = served["tokens"], served["validations"]
+            parts.append(f"{r} read-only from {served['since']:.1f}s after the cut: tokens issued "
+                         f"{_pct(issued['availability'])}, validated {_pct(validated['availability'])}")
     heal = m["heal"]
     parts.append(f"healthy {_fmt(heal['healthy'])} after heal")
     if failed:

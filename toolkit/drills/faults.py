@@ -194,6 +194,7 @@ class Bounds:
     token_gap: dict[str, float]  # per region: the same for Keystone through the region's endpoint
     vip_move: float | None  # proxy-loss: the VIP must reach another proxy within this
     healthy: float  # after the heal, the site must be healthy again within this
+    rtt: float = 0.0  # the WAN round trip the site runs at (kept through the drill)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form."""
@@ -201,19 +202,26 @@ class Bounds:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Bounds:
-        """Inverse of `to_json`."""
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        """Inverse of `to_json` (a report without `rtt` was measured at LAN latency)."""
+        return cls(**{k: data.get(k, 0.0 if k == "rtt" else None)  # type: ignore[arg-type]
+                      for k in cls.__dataclass_fields__})
 
 
-def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0) -> Bounds:
-    """The bounds a drill holds the site to, from the rendered settings.
+# Round trips a client pays to notice a failover: a new connection to another region's
+# node (TCP, the MariaDB handshake and login) and one locking transaction.
+RTTS_PER_FAILOVER = 5
+
+
+def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0, rtt: float = 0.0) -> Bounds:
+    """The bounds a drill holds the site to, from the rendered settings and the WAN's round trip.
 
     Allowed gaps, per region and stream: a region the fault leaves alone may stall no
     longer than HAProxy's detection bound. Where Galera must drop a member first (a
     partition, a lost region or node), the survivors may stall until the view changes
     (suspect + install timeout); where HAProxy must move to a backup, add its detection
-    bound; where a VIP must move, the VRRP master-down interval. SLACK is added for the
-    client to see it.
+    bound; where a VIP must move, the VRRP master-down interval. The slack for the client
+    to see it is SLACK plus `RTTS_PER_FAILOVER` round trips of the WAN (`rtt`, seconds:
+    the delay the site runs at, which the drill keeps).
     """
     proxies = topology.with_role("haproxy")
     detection = max((h.settings.haproxy.detection_bound for h in proxies), default=3.0)
@@ -231,25 +239,27 @@ def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0) -> Bo
     if not keepalived:
         vrrp = 0.0
     names = [r.name for r in topology.regions]
-    quiet = detection + SLACK
+    slack = SLACK + RTTS_PER_FAILOVER * rtt
+    quiet = detection + slack
     write = dict.fromkeys(names, quiet)
     token = dict.fromkeys(names, quiet)
     vip_move = None
     if fault.kind in ("region-partition", "region-loss"):
-        write = dict.fromkeys(names, galera + SLACK)
-        token = dict.fromkeys(names, galera + SLACK)
+        write = dict.fromkeys(names, galera + slack)
+        token = dict.fromkeys(names, galera + slack)
     elif fault.kind == "node-loss":
-        write = dict.fromkeys(names, galera + SLACK)
-        token = dict.fromkeys(names, galera + SLACK)
+        write = dict.fromkeys(names, galera + slack)
+        token = dict.fromkeys(names, galera + slack)
         assert fault.region is not None
-        write[fault.region] = token[fault.region] = galera + detection + SLACK
+        write[fault.region] = token[fault.region] = galera + detection + slack
     elif fault.kind == "keystone-loss":
         assert fault.region is not None
-        token[fault.region] = detection + SLACK
+        token[fault.region] = detection + slack
     elif fault.kind == "proxy-loss":
         assert fault.region is not None
-        write[fault.region] = token[fault.region] = vrrp + SLACK
-        vip_move = vrrp + SLACK  # the monitor samples `ip addr` through a command: its latency is the slack
-    return Bounds(haproxy_detection=detection, galera_detection=galera, vrrp_failover=round(vrrp, 3), slack=SLACK,
-                  write_gap=write, token_gap=token, vip_move=round(vip_move, 3) if vip_move is not None else None,
-                  healthy=healthy)
+        write[fault.region] = token[fault.region] = vrrp + slack
+        vip_move = vrrp + slack  # the monitor samples `ip addr` through a command: its latency is the slack
+    return Bounds(haproxy_detection=detection, galera_detection=galera, vrrp_failover=round(vrrp, 3),
+                  slack=round(slack, 3), write_gap={k: round(v, 3) for k, v in write.items()},
+                  token_gap={k: round(v, 3) for k, v in token.items()},
+                  vip_move=round(vip_move, 3) if vip_move is not None else None, healthy=healthy, rtt=rtt)

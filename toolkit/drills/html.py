@@ -1,6 +1,6 @@
 """report.html: one self-contained page (inline CSS and SVG, no scripts, no external assets).
 
-The timeline has a row per region and stream (writes, tokens, dirty reads) and one per
+The timeline has a row per region and stream (writes, tokens, validations, dirty reads) and one per
 Galera node: each row is split into bins of `BIN` seconds, coloured by what completed in
 the bin (green all ok, red all failed, amber mixed or unknown, empty nothing). The fault
 window is shaded, the heal and healthy moments are marked, and each stream's longest gap
@@ -20,7 +20,7 @@ WIDTH = 1200
 LEFT = 170
 ROW = 22
 OK, FAIL, MIXED, PRIMARY, NONPRIMARY, DOWN = "#2e9e44", "#d43c3c", "#e8a33a", "#2e9e44", "#e8a33a", "#d43c3c"
-STREAMS = (("writes", "writes"), ("tokens", "tokens"), ("dirty_reads", "dirty reads"))
+STREAMS = (("writes", "writes"), ("tokens", "tokens"), ("validations", "validations"), ("dirty_reads", "dirty reads"))
 
 
 def _e(text: Any) -> str:

@@ -25,9 +25,8 @@ from toolkit.check import workload as verify
 from toolkit.check.history import History
 from toolkit.check.nodes import HEALTH_USER, classify, one_line
 from toolkit.drills.backend import Backend
+from toolkit.haproxy_names import LISTENERS
 from toolkit.topology.model import Host, Topology
-
-LISTENERS = ("galera-write", "galera-read", "keystone-api")
 
 
 def haproxy_servers(host: Host, password: str, timeout: float = 1.5) -> dict[str, str]:

@@ -18,7 +18,8 @@ the history started, other durations are relative to the event they follow):
                     "nodes": {host: "Primary|non-Primary|down"}, "fixes": [str], "flags": [str]},
      "observed": {"nodes": {host: "Primary|non-Primary|down|unknown"}},   # at the end of the fault window
      "bounds": {"haproxy_detection", "galera_detection", "vrrp_failover", "slack",
-                "write_gap": {R: s}, "token_gap": {R: s}, "vip_move": s|null, "healthy": s},
+                "write_gap": {R: s}, "token_gap": {R: s}, "vip_move": s|null, "healthy": s,
+                "rtt": s},                # the lab's WAN round trip the drill ran at (kept through it)
      "measurements": {
         "detect": {"galera": s|null, "haproxy": s|null, "vip": s|null, "client": s|null},  # after fault_at
         # vip (and vip_move.seconds): from fault_injected (the stop command returned) to the
@@ -26,13 +27,16 @@ the history started, other durations are relative to the event they follow):
         "vip_move": {"vips": [addr], "from": host, "to": host, "seconds": s}|null,
         "heal": {"duration": s, "resync": s|null, "healthy": s|null,      # resync/healthy: after heal_at
                  "rejoin": {host: {"position": "uuid:seqno"|null, "method": "IST|SST|none|unknown", "seconds": s}}},
-        "regions": {R: {"writes"|"tokens"|"dirty_reads": {
+        "regions": {R: {"writes"|"tokens"|"validations"|"dirty_reads": {   # tokens: issued; validations: validated
              "ok", "fail", "info", "pending": n, "availability": 0-1|null,  # ops invoked in the fault window
              "max_gap_fault": s|null,   # longest gap overlapping the fault window
              "max_gap": s|null,         # longest gap overlapping fault window → end (failover gap)
              "gaps": [{"start": t, "end": t|null, "seconds": s, "failures": n}],
              "first_ok_after_heal": s|null,
-             "conflicts": n}}},         # writes only: lost certification races in the window (not in availability)
+             "conflicts": n},           # writes only: lost certification races in the window (not in availability)
+             "read_only": {             # regions predicted keystone read-only: service once read-only
+                 "since": s, "until": s, "non_primary_at": s|null,   # after fault_injected
+                 "tokens"|"validations": {"ok": n, "attempts": n, "availability": 0-1|null}}}},
         "acknowledged_writes": n, "lost_writes": n,
         "anomalies": [{"kind", "row", "value", "region", "index", "detail"}]},
      "expectations": [{"name", "region": R|null, "expected": str, "observed": str, "ok": true|false|null}],

@@ -98,7 +98,7 @@ class Interrupts:
 def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> dict[str, Any]:
     """The drill as data: the first operation of its history, all the checker needs besides the ops."""
     prediction = predict(topology, fault)
-    bounds = derive_bounds(topology, fault, healthy=timing.healthy_timeout)
+    bounds = derive_bounds(topology, fault, healthy=timing.healthy_timeout, rtt=backend.wan_rtt())
     return {
         "schema": PLAN_SCHEMA,
         "drill": fault.kind,

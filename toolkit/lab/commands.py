@@ -155,7 +155,7 @@ def wan(
     _, model = _topology_of(lab_dir)
     regions = {r.name for r in model.regions}
     if clear:
-        network.heal(model)
+        network.heal(model, keep_setting=False)
         click.echo("wan: cleared (no delay, no loss, no cut)")
         return
     if cut_region:
@@ -171,7 +171,7 @@ def wan(
             raise UsageError(f"--between: want two different regions of {', '.join(sorted(regions))}, got '{between}'")
         pair = (parts[0], parts[1])
     spec = network.WanSpec(rtt=_duration(rtt) if rtt else 0.0, loss_pct=_percent(loss) if loss else 0.0, between=pair)
-    path = network.apply_wan(model, spec)
+    path = network.apply_wan(model, spec, as_setting=True)
     click.echo(f"wan: {spec.describe()} (via {path})")
 
 

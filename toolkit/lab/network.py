@@ -4,6 +4,8 @@ Only traffic between regions is touched. Delay and loss use `tc netem` inside th
 containers where the kernel has it, else the userspace WAN router (`wanrouter.py`),
 through which every container routes the other regions' /24s. Cuts are iptables rules
 inside the cut region's containers, in a chain of their own so healing is one flush.
+The delay an operator sets with `kgt lab wan` is the lab's WAN setting: a drill's fault
+goes on top of it and its heal returns to it (a multi-region site always has a WAN).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from toolkit.retry import DeadlineExceeded, poll
 from toolkit.topology.model import Topology
 
 WAN_CONFIG = "/run/kgt/wan.json"
+# The lab's WAN setting (`kgt lab wan --rtt/--loss`), kept in the router so that a drill's
+# own fault and heal leave it in place: healing restores it, only `--clear` removes it.
+WAN_SETTING = "/run/kgt/wan-setting.json"
 CUT_CHAIN = "KGT-CUT"
 
 
@@ -84,22 +89,64 @@ class WanSpec:
         return f"rtt {self.rtt * 1000:g}ms, loss {self.loss_pct:g}% between {where}"
 
 
-def apply_wan(topology: Topology, spec: WanSpec) -> str:
-    """Apply delay/loss to cross-region traffic; return which path was used."""
+    def to_json(self) -> dict[str, object]:
+        """{"rtt", "loss_pct", "between"}."""
+        return {"rtt": self.rtt, "loss_pct": self.loss_pct, "between": list(self.between) if self.between else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> WanSpec:
+        """Inverse of `to_json`."""
+        between = data.get("between")
+        pair = (str(between[0]), str(between[1])) if isinstance(between, list) and len(between) == 2 else None
+        rtt, loss = data.get("rtt"), data.get("loss_pct")
+        return cls(rtt=float(rtt) if isinstance(rtt, (int, float)) else 0.0,
+                   loss_pct=float(loss) if isinstance(loss, (int, float)) else 0.0, between=pair)
+
+    def rule(self) -> dict[str, object]:
+        """The WAN router's rule for this condition."""
+        return {"between": list(self.between) if self.between else None, "delay_ms": self.rtt * 1000 / 2,
+                "loss_pct": self.loss_pct}
+
+
+def setting() -> WanSpec | None:
+    """The lab's WAN setting (`kgt lab wan --rtt/--loss`), None when there is none."""
+    result = router().run(f"cat {WAN_SETTING} 2>/dev/null", timeout=15)
+    if not result.ok or not result.stdout.strip():
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        return None
+    return WanSpec.from_json(data) if isinstance(data, dict) else None
+
+
+def setting_rules() -> list[dict[str, object]]:
+    """The router rules the lab's WAN setting stands for (none without a setting)."""
+    current = setting()
+    return [current.rule()] if current is not None else []
+
+
+def apply_wan(topology: Topology, spec: WanSpec, *, as_setting: bool = False) -> str:
+    """Apply delay/loss to cross-region traffic; return which path was used.
+
+    `as_setting` makes it the lab's WAN setting (what `kgt lab wan` does); otherwise it is
+    a fault on top of the setting (the router applies the setting's rule, then this one,
+    for the pairs it names), and `heal` returns to the setting.
+    """
     if spec.between:
         for name in spec.between:
             topology.region(name)  # KeyError for an unknown region, reported by the caller
+    if as_setting:
+        text = json.dumps(spec.to_json())
+        result = router().run(f"mkdir -p /run/kgt && cat > {WAN_SETTING}.tmp && mv {WAN_SETTING}.tmp {WAN_SETTING}",
+                              input=text, timeout=15)
+        if not result.ok:
+            raise LabError(f"cannot record the WAN setting: {result.stderr.strip()}")
     if netem_available():
         _netem(topology, spec)
         return "netem"
-    rules: list[dict[str, object]] = [
-        {
-            "between": list(spec.between) if spec.between else None,
-            "delay_ms": spec.rtt * 1000 / 2,
-            "loss_pct": spec.loss_pct,
-        }
-    ]
-    _write_router_config(topology, rules)
+    base = [] if as_setting else setting_rules()
+    _write_router_config(topology, [*base, spec.rule()])
     return "wan-router"
 
 
@@ -150,9 +197,14 @@ def cut(topology: Topology, region: str, only: Sequence[str] | None = None) -> N
             raise LabError(f"host {host.name}: iptables failed: {result.stderr.strip()}")
 
 
-def heal(topology: Topology) -> None:
-    """Remove every cut and every delay (best effort on each host, errors collected)."""
+def heal(topology: Topology, *, keep_setting: bool = True) -> None:
+    """Remove every cut and every delay (best effort on each host, errors collected).
+
+    With `keep_setting` (a drill's heal) the lab's WAN setting is applied again afterwards;
+    without it (`kgt lab wan --clear`) the setting is forgotten too.
+    """
     errors = []
+    kept = setting() if keep_setting else None
     for host in topology.hosts:
         result = LabHost(host.name).run(
             f"iptables -F {CUT_CHAIN} 2>/dev/null; tc qdisc del dev eth0 root 2>/dev/null; true", timeout=20
@@ -160,7 +212,11 @@ def heal(topology: Topology) -> None:
         if not result.ok:
             errors.append(f"{host.name}: {result.stderr.strip()}")
     try:
+        if not keep_setting:
+            router().run(f"rm -f {WAN_SETTING}", timeout=15)
         _write_router_config(topology, [])
+        if kept is not None:
+            apply_wan(topology, kept, as_setting=True)
     except LabError as exc:
         errors.append(str(exc))
     if errors:

@@ -7,14 +7,16 @@ backup that is up (kgt never sets `allbackups`); that server is "the one serving
 
 States
 - CRITICAL: a backend with no server up (more generally: servers up outside -c, default
-  `1:`); a backend the topology expects is missing; the stats listener unreachable or
-  not answering in time (it lives in the HAProxy process: no stats, no proxy).
+  `1:`); the write listener served by a read-only fallback (no writer reachable: the
+  region is read-only); a backend the topology expects is missing; the stats listener
+  unreachable or not answering in time (it lives in the HAProxy process: no stats, no proxy).
 - WARNING: a region's Galera or Keystone traffic served by a server of another region
   (its own servers are all down: names the region serving it); servers up outside -w.
   Without --topology regions are unknown, so any backup serving is a WARNING.
 - UNKNOWN: credentials rejected (401), not a stats CSV, bad arguments, no result within -t.
 
-Perfdata per backend B: `B_up` (servers up; -w/-c; max = servers), `B_sessions`
+Perfdata per backend B: `B_up` (servers up, read-only fallbacks not counted; -w/-c; max =
+servers), `B_sessions`
 (current sessions), `B_check` (slowest health check, ms).
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 
 import nagiosplugin
 
+from toolkit import haproxy_names
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
 from toolkit.probes.runtime import Deadline, ProbeUnknown, execute, reason
@@ -49,6 +52,16 @@ class Server:
         """UP (also `UP 1/3`, going down but still up), NOLB, or a server without checks."""
         word = self.status.split(" ")[0]
         return word in ("UP", "NOLB") or self.status == "no check"
+
+    @property
+    def read_only(self) -> bool:
+        """A read-only fallback of the write listener (serves only when no writer is up)."""
+        return haproxy_names.is_read_only(self.name)
+
+    @property
+    def node(self) -> str:
+        """The host behind the server."""
+        return haproxy_names.node_of(self.name)
 
 
 @dataclass(frozen=True)
@@ -181,9 +194,11 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
 
     def backend_metrics(self, backend: Backend) -> list[nagiosplugin.Metric]:
         """servers up (judged), who serves (finding), sessions and check time (perfdata)."""
-        up = sum(1 for s in backend.servers if s.up)
+        # A read-only fallback is a node counted already (or a reader, not a writer): not a server up.
+        servers = [s for s in backend.servers if not s.read_only]
+        up = sum(1 for s in servers if s.up)
         out = [
-            nagiosplugin.Metric(f"{backend.name}_up", up, min=0, max=len(backend.servers), context="servers_up"),
+            nagiosplugin.Metric(f"{backend.name}_up", up, min=0, max=len(servers), context="servers_up"),
             model.finding(f"{backend.name}_serving", *self.serving_finding(backend)),
             nagiosplugin.Metric(f"{backend.name}_sessions", backend.sessions, min=0, context="perf"),
         ]
@@ -198,9 +213,13 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
         if not serving:
             return Ok, f"{backend.name}: nobody serving"  # judged by servers_up
         names = ", ".join(s.name for s in serving)
-        foreign = [s for s in serving if self.region and self.region_of.get(s.name, self.region) != self.region]
+        if serving[0].read_only:
+            where = f" of {self.region}" if self.region else ""
+            return Critical, (f"{backend.name}{where} read-only: no writer reachable, {serving[0].node} "
+                              f"serves reads only (writes fail)")
+        foreign = [s for s in serving if self.region and self.region_of.get(s.node, self.region) != self.region]
         if foreign:
-            other = self.region_of[foreign[0].name]
+            other = self.region_of[foreign[0].node]
             return Warn, (f"{backend.name} of {self.region} served by region {other} "
                           f"({foreign[0].name}, backup): {self.region}'s servers are down")
         if self.region is None and any(s.backup for s in serving):
@@ -238,7 +257,8 @@ def main(*, url: str | None, host: str | None, port: int | None, socket_path: Pa
             label, region = me.name, me.region
             address, stats_port = address or str(me.address), stats_port or me.settings.haproxy.stats_port
             region_of = {h.name: h.region for h in model_.hosts}
-            expected = ("galera-write", "galera-read") + (("keystone-api",) if model_.with_role("keystone") else ())
+            names = haproxy_names
+            expected = (names.WRITE, names.READ) + ((names.KEYSTONE,) if model_.with_role("keystone") else ())
         elif proxy:
             raise ProbeUnknown("--proxy needs --topology")
         if socket_path is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from toolkit import haproxy_names
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Region, Topology, Vip
 
@@ -71,10 +72,20 @@ def regions_by_distance(topology: Topology, region: Region) -> list[Region]:
 
 @dataclass(frozen=True)
 class Backend:
-    """One server line of an HAProxy backend."""
+    """One server line of an HAProxy backend.
+
+    `track` names the server (`listener/server`) whose health this one copies instead of
+    running checks of its own.
+    """
 
     host: Host
     backup: bool
+    track: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The server's name in the listener (a read-only fallback names its node)."""
+        return haproxy_names.read_only_server(self.host.name) if self.track else self.host.name
 
 
 def ordered_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
@@ -88,6 +99,25 @@ def ordered_backends(topology: Topology, region: Region, role: str) -> list[Back
         h for r in regions_by_distance(topology, region) for h in r.with_role(role)
     ]
     return [Backend(h, backup=i > 0) for i, h in enumerate(local + remote)]
+
+
+def write_backends(topology: Topology, region: Region) -> list[Backend]:
+    """Servers of the write listener: the failover order of `ordered_backends`, then read-only fallbacks.
+
+    When no node that passes `/write` is reachable (the region is cut off from the Primary
+    component), the listener falls back to the read listener's servers, in its order,
+    each tracking its state there (`/read`: a non-Primary node that serves dirty reads), so
+    Keystone keeps issuing and validating tokens read-only instead of failing every
+    request. HAProxy uses the first backup that is up, so a fallback never serves while
+    any writer is up, and the local writer's `on-marked-up shutdown-backup-sessions`
+    moves every session back once it is Primary again. A write on a fallback fails
+    with 1047 (non-Primary): that is read-only mode.
+    """
+    fallbacks = [
+        Backend(b.host, backup=True, track=f"{haproxy_names.READ}/{b.host.name}")
+        for b in balanced_backends(topology, region, "galera")
+    ]
+    return ordered_backends(topology, region, "galera") + fallbacks
 
 
 def balanced_backends(topology: Topology, region: Region, role: str) -> list[Backend]:

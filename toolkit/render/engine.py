@@ -96,7 +96,7 @@ def _haproxy(topology: Topology, host: Host) -> dict[str, Any]:
     return {
         "h": host.settings.haproxy,
         "listen": ctx.listen_addresses(topology, host),
-        "galera": ctx.ordered_backends(topology, region, "galera"),
+        "galera": ctx.write_backends(topology, region),
         "galera_read": ctx.balanced_backends(topology, region, "galera"),
         "keystone": ctx.balanced_backends(topology, region, "keystone"),
         "detection": ctx.haproxy_time(host.settings.haproxy.detection_bound),
