@@ -64,7 +64,9 @@ def detection_bound(lab: Lab, region: str) -> float:
 
 
 def test_region_partition_minority_rejects_writes_majority_goes_on(lab: Lab, tmp_path: Path) -> None:
-    done, data = drill(lab, "region-partition", tmp_path, "--region", "r3", *SHORT)
+    # The default fault window (longer than SHORT's): r3 is watched serving read-only.
+    done, data = drill(lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s", "--fault-at", "8s",
+                       timeout=420)
     assert_passed(done, data)
     assert data["prediction"]["nodes"] == data["observed"]["nodes"] == {
         "r1-db1": "Primary", "r2-db1": "Primary", "r3-db1": "non-Primary"}
@@ -75,6 +77,47 @@ def test_region_partition_minority_rejects_writes_majority_goes_on(lab: Lab, tmp
     for region in ("r1", "r2"):
         assert regions[region]["writes"]["max_gap"] <= galera + 1
     assert 3 <= data["measurements"]["detect"]["galera"] <= galera
+    assert_read_only_served(data, done.stdout, "r3")
+
+
+def assert_read_only_served(data: dict[str, Any], stdout: str, region: str) -> None:
+    """The cut-off region served tokens read-only, as the drill measured and said."""
+    served = next(e for e in data["expectations"] if e["name"] == "tokens served read-only")
+    assert (served["region"], served["ok"]) == (region, True), served
+    read_only = data["measurements"]["regions"][region]["read_only"]
+    assert read_only["tokens"]["attempts"] >= 10 and read_only["validations"]["attempts"] >= 10
+    assert read_only["tokens"]["availability"] >= 0.95 and read_only["validations"]["availability"] >= 0.95
+    assert f"{region} read-only from" in stdout.strip().splitlines()[-1]
+
+
+def test_region_partition_at_a_50ms_wan_passes_at_that_rtt_and_keeps_the_delay(lab: Lab, tmp_path: Path) -> None:
+    from toolkit.lab import network
+
+    assert lab.kgt("lab", "wan", "--rtt", "50ms").returncode == 0
+    try:
+        done, data = drill(lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s",
+                           "--fault-at", "8s", timeout=420)
+        assert_passed(done, data)
+        assert data["bounds"]["rtt"] == 0.05
+        assert data["bounds"]["slack"] == pytest.approx(1.0 + 5 * 0.05)
+        # The default fault window leaves time to watch r3 serve read-only.
+        assert data["timeline"]["heal_at"] - data["timeline"]["fault_at"] > 14
+        assert_read_only_served(data, done.stdout, "r3")
+        regions = data["measurements"]["regions"]
+        for region in ("r1", "r2"):
+            assert regions[region]["writes"]["max_gap"] <= data["bounds"]["write_gap"][region]
+        sys.stderr.write("region-partition r3 at 50 ms RTT: detect " + json.dumps(data["measurements"]["detect"])
+                         + f"; writes gap r1 {regions['r1']['writes']['max_gap']}s, r2 "
+                         f"{regions['r2']['writes']['max_gap']}s; r3 read-only from "
+                         f"{regions['r3']['read_only']['since']}s\n")
+        # The drill healed its cut and left the lab's WAN as it found it: 50 ms between regions.
+        setting = network.setting()
+        assert setting is not None and setting.rtt == 0.05
+        rtts = network.tcp_connect_ms("r1-db1", str(lab.topology.host("r3-db1").address), 3306, count=5)
+        assert min(rtts) >= 45, rtts
+    finally:
+        assert lab.kgt("lab", "wan", "--clear").returncode == 0
+    assert network.setting() is None
 
 
 def test_region_loss_survivors_go_on_and_the_region_rejoins_by_ist(lab: Lab, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.builders import EXAMPLE
 from toolkit.drills.backend import transfer_method
-from toolkit.drills.faults import Fault, derive_bounds, predict, resolve
+from toolkit.drills.faults import HEAL_AFTER, OBSERVE, Fault, derive_bounds, heal_after, predict, resolve
 from toolkit.errors import UsageError
 from toolkit.topology import load
 
@@ -71,6 +71,24 @@ def test_bounds_are_derived_from_the_rendered_settings(example) -> None:  # type
     assert proxy.token_gap["r2"] == pytest.approx(ks.vrrp_failover + 1, abs=1e-3)
     node = derive_bounds(example, resolve(example, "node-loss", host="r3-db1"))
     assert node.write_gap["r3"] == 12.5 + 3.0 + 1.0 and node.write_gap["r1"] == 13.5
+
+
+def test_bounds_at_a_wan_round_trip_add_the_failover_round_trips(example) -> None:  # type: ignore[no-untyped-def]
+    lan = derive_bounds(example, resolve(example, "region-partition", region="r3"))
+    wan = derive_bounds(example, resolve(example, "region-partition", region="r3"), rtt=0.05)
+    assert (lan.rtt, wan.rtt) == (0.0, 0.05)
+    assert wan.slack == pytest.approx(lan.slack + 5 * 0.05)
+    assert wan.write_gap["r1"] == pytest.approx(lan.write_gap["r1"] + 5 * 0.05)
+    assert wan.token_gap == {r: pytest.approx(v + 0.25) for r, v in lan.token_gap.items()}
+    assert wan.galera_detection == lan.galera_detection  # EVS timeouts come from the topology's hints
+
+
+def test_default_fault_window_leaves_time_to_watch_a_read_only_region(example) -> None:  # type: ignore[no-untyped-def]
+    partition = resolve(example, "region-partition", region="r3")
+    b = derive_bounds(example, partition, rtt=0.05)
+    assert heal_after(example, partition, rtt=0.05) == pytest.approx(
+        b.galera_detection + b.haproxy_detection + b.slack + OBSERVE)
+    assert heal_after(example, resolve(example, "keystone-loss", region="r1")) == HEAL_AFTER  # nothing read-only
 
 
 IST_LOG = """== start 2026-11-27T18:00:48Z

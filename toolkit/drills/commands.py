@@ -35,8 +35,10 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="the workloads run at least this long"),
         click.option("--fault-at", default="8s", callback=duration_option, show_default=True,
                      help="inject the fault this long after the workloads start"),
-        click.option("--heal-after", default="14s", callback=duration_option, show_default=True,
-                     help="heal this long after injecting"),
+        click.option("--heal-after", default=None, callback=duration_option,
+                     help="heal this long after injecting [default: 14s, longer where the analysis predicts a "
+                          "read-only region: Galera's and HAProxy's detection bounds, the slack and 5 s to watch "
+                          "it serve]"),
         click.option("--ready-timeout", default="15s", callback=duration_option, show_default=True,
                      help="wait this long for a healthy site before refusing to start"),
         click.option("--healthy-timeout", default="90s", callback=duration_option, show_default=True,
@@ -70,10 +72,11 @@ def _context(topology_path: Path | None, lab_dir: Path, secrets_path: Path | Non
     return topology, secrets, LabBackend(topology)
 
 
-def _timing(duration: float, fault_at: float, heal_after: float, ready_timeout: float,
-            healthy_timeout: float) -> Any:
+def _timing(duration: float, fault_at: float, heal_after: float | None, ready_timeout: float,
+            healthy_timeout: float, default_heal_after: float) -> Any:
     from toolkit.drills.runner import Timing
 
+    heal_after = default_heal_after if heal_after is None else heal_after
     if fault_at <= 0 or heal_after <= 0:
         raise UsageError("--fault-at and --heal-after must be positive")
     return Timing(duration=duration, fault_at=fault_at, heal_after=heal_after, ready_timeout=ready_timeout,
@@ -93,7 +96,7 @@ def _run(kind: str, opts: dict[str, Any], **target: Any) -> None:
     topology, secrets, backend = _context(opts["topology_path"], opts["lab_dir"], opts["secrets_path"])
     fault = faults.resolve(topology, kind, **target)
     timing = _timing(opts["duration"], opts["fault_at"], opts["heal_after"], opts["ready_timeout"],
-                     opts["healthy_timeout"])
+                     opts["healthy_timeout"], faults.heal_after(topology, fault, backend.wan_rtt()))
     directory = _report_dir(opts["report_dir"], opts["lab_dir"], kind)
     echo = functools.partial(click.echo, err=opts["fmt"] == "json")
     echo(f"drill {fault.describe()} on {topology.name}; report in {directory}")
@@ -193,10 +196,12 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
     summary: list[dict[str, Any]] = []
     try:
         topology, secrets, backend = _context(opts["topology_path"], lab_dir, opts["secrets_path"])
-        timing = _timing(opts["duration"], opts["fault_at"], opts["heal_after"],
-                         max(opts["ready_timeout"], 60.0), opts["healthy_timeout"])
+        rtt = backend.wan_rtt()
         for kind in faults.STANDARD:
             fault = faults.resolve(topology, kind)
+            timing = _timing(opts["duration"], opts["fault_at"], opts["heal_after"],
+                             max(opts["ready_timeout"], 60.0), opts["healthy_timeout"],
+                             faults.heal_after(topology, fault, rtt))
             click.echo(f"== drill {fault.describe()}")
             try:
                 result = runner.run(topology, secrets, backend, fault, timing, base / kind, click.echo)

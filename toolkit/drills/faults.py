@@ -263,3 +263,21 @@ def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0, rtt: 
                   slack=round(slack, 3), write_gap={k: round(v, 3) for k, v in write.items()},
                   token_gap={k: round(v, 3) for k, v in token.items()},
                   vip_move=round(vip_move, 3) if vip_move is not None else None, healthy=healthy, rtt=rtt)
+
+
+HEAL_AFTER = 14.0  # the default fault window (s)
+OBSERVE = 5.0  # seconds to watch a read-only region serve once it should
+
+
+def heal_after(topology: Topology, fault: Fault, rtt: float = 0.0) -> float:
+    """The default fault window: `HEAL_AFTER`, or long enough to watch a read-only region serve.
+
+    Where the analysis predicts a region's Keystone read-only, the drill judges it from
+    when it should serve read-only (Galera's detection bound, then HAProxy's, then the
+    slack): the window covers that and `OBSERVE` seconds more.
+    """
+    prediction = predict(topology, fault)
+    if not any(o.get("keystone") == "read-only" for o in prediction.regions.values()):
+        return HEAL_AFTER
+    b = derive_bounds(topology, fault, rtt=rtt)
+    return round(max(HEAL_AFTER, b.galera_detection + b.haproxy_detection + b.slack + OBSERVE), 3)

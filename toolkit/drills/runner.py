@@ -45,7 +45,7 @@ class Timing:
 
     duration: float = 40.0  # the workloads run at least this long
     fault_at: float = 8.0
-    heal_after: float = 14.0  # the fault window
+    heal_after: float = 14.0  # the fault window (the CLI's default: `faults.heal_after`)
     ready_timeout: float = 15.0  # how long to wait for a healthy site before refusing
     healthy_timeout: float = 90.0  # how long after the heal the site must be healthy again
 

@@ -1,0 +1,143 @@
+"""A cut-off region serves Keystone read-only, refuses writes, and writes again through its own node after the heal.
+
+The design's promise for the minor partition, checked on the example lab with the test's own
+client loop (not the drill's): r3 cut off and declared non-Primary, tokens issued through
+r3's VIP and validated there succeed from 5 s after HAProxy marks the writer down until the
+heal; writes through r3's VIP fail (1047, non-Primary); and Keystone's token path sends no
+write to the database (r3-db1's Com_insert/update/delete do not move while tokens are issued).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.integration.conftest import Lab
+from toolkit.drills.faults import SLACK
+from toolkit.drills.monitor import haproxy_servers
+from toolkit.drills.workloads import Credentials, Sent, _http, keystone_endpoints
+from toolkit.lab import services
+
+pytestmark = pytest.mark.integration
+
+REGION = "r3"
+SCHEMA = "kgt_readonly_test"
+WATCH = 15.0  # seconds of the client loop counted (after the 5 s grace), before the heal
+WRITES = ("Com_insert", "Com_update", "Com_delete", "Com_replace", "Com_insert_select", "Com_update_multi",
+          "Com_delete_multi")
+
+
+def connect(lab: Lab, address: str, port: int = 3306) -> Any:
+    return pymysql.connect(host=address, port=port, user="kgt_admin", password=lab.secrets["admin_password"],
+                           connect_timeout=2, read_timeout=3, write_timeout=3, autocommit=True)
+
+
+def write_through(lab: Lab, vip: str) -> str:
+    """One insert through `vip`'s write port; the node that served it (raises on failure)."""
+    conn = connect(lab, vip)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT @@wsrep_node_name")
+            node = str(cur.fetchone()[0])
+            cur.execute(f"INSERT INTO {SCHEMA}.t (node) VALUES (%s)", (node,))
+            cur.execute("COMMIT")
+        return node
+    finally:
+        conn.close()
+
+
+def token_round(lab: Lab, endpoint: Any, credentials: Credentials) -> str | None:
+    """Issue a token through `endpoint` and validate it there: None when both worked, else why not."""
+    try:
+        status, headers, body = _http(endpoint, "POST", "/v3/auth/tokens?nocatalog", credentials.body(), {}, 3.0)
+        if status != 201:
+            return f"issue HTTP {status}: {body[:120]!r}"
+        token = headers["x-subject-token"]
+        status, _, body = _http(endpoint, "GET", "/v3/auth/tokens?nocatalog", None,
+                                {"X-Auth-Token": token, "X-Subject-Token": token}, 3.0)
+        return None if status == 200 else f"validate HTTP {status}: {body[:120]!r}"
+    except (OSError, Sent) as exc:
+        return f"{exc.__class__.__name__}: {exc}"
+
+
+def write_counters(lab: Lab, node: str) -> dict[str, int]:
+    out = lab.host(node).sql("SHOW GLOBAL STATUS WHERE Variable_name IN ("
+                             + ", ".join(f"'{v}'" for v in WRITES) + ")").stdout
+    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
+
+
+def wait(check: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if check():
+                return time.monotonic()
+        except (pymysql.err.Error, OSError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_after_the_heal(lab: Lab) -> None:
+    topology = lab.topology
+    region = topology.region(REGION)
+    node = region.galera_nodes[0]
+    vip = str(region.vips[0].address)
+    endpoint = next(e for e in keystone_endpoints(topology) if e.region == REGION)
+    credentials = Credentials("admin", lab.secrets["keystone_admin_password"])
+    proxies = region.with_role("haproxy")
+    stats = lab.secrets["haproxy_stats_password"]
+    bound = max(h.settings.haproxy.detection_bound for h in proxies)
+    conn = connect(lab, str(topology.regions[0].vips[0].address))
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64))")
+    conn.close()
+    assert wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node")
+
+    assert lab.kgt("lab", "wan", "--cut", REGION).returncode == 0
+    try:
+        wait(lambda: services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary", 40,
+             f"{node.name} non-Primary")
+        marked = wait(lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}") == "DOWN"
+                                  for p in proxies), 30, "HAProxy marks r3's writer down")
+        # The write listener now serves read-only through r3's own node (its fallback).
+        served = wait(lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}-readonly") == "UP"
+                                  for p in proxies), 10, "the read-only fallback up")
+        assert served - marked < 2.0
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            write_through(lab, vip)
+        assert refused.value.args[0] == 1047, refused.value  # WSREP has not yet prepared node: read-only
+        before = write_counters(lab, node.name)
+        results: list[str | None] = []
+        start = marked + 5.0
+        time.sleep(max(0.0, start - time.monotonic()))
+        while time.monotonic() < start + WATCH:
+            results.append(token_round(lab, endpoint, credentials))
+            time.sleep(0.1)
+        after = write_counters(lab, node.name)
+        assert services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
+    finally:
+        assert lab.kgt("lab", "wan", "--clear").returncode == 0
+    healed = time.monotonic()
+    failures = [r for r in results if r is not None]
+    ok = len(results) - len(failures)
+    sys.stderr.write(f"read-only {REGION}: {ok}/{len(results)} tokens issued and validated; "
+                     f"write counters {before} → {after}\n")
+    assert len(results) >= 40
+    assert ok / len(results) >= 0.95, failures[:5]
+    # Keystone's token path (password authentication, issue, validation) wrote nothing.
+    assert after == before, (before, after)
+
+    # After the heal r3's node rejoins, then HAProxy's write listener goes back to it within its bound.
+    synced = wait(lambda: services.is_synced(lab.host(node.name)), 60, f"{node.name} Synced")
+    back = wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node again")
+    sys.stderr.write(f"heal: {node.name} Synced after {synced - healed:.1f}s, writes through it after "
+                     f"{back - healed:.1f}s (HAProxy bound {bound:g}s)\n")
+    assert back - synced <= bound + 1.0  # HAProxy's part: rise checks once the node passes /write
+    assert back - healed <= bound + 2 * SLACK  # the whole return, Galera's merge and IST included
