@@ -121,6 +121,11 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
             results.append(token_round(lab, endpoint, credentials))
             time.sleep(0.1)
         after = write_counters(lab, node.name)
+        # What read-only refuses: a wrong password makes Keystone record the failure (a write),
+        # so it answers 500 there instead of 401 (README: read-only mode).
+        wrong = Credentials("admin", "not-the-password")
+        status, _, _ = _http(endpoint, "POST", "/v3/auth/tokens?nocatalog", wrong.body(), {}, 3.0)
+        assert status == 500, status
         assert services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0

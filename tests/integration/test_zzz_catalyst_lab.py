@@ -1,0 +1,65 @@
+"""The seed design's shape on the lab: a region-partition drill on topology/catalyst-lab.yaml.
+
+Three regions × three Galera nodes, a Keystone API host per region separate from the
+database nodes, two proxies per region (18 hosts). The cut-off region must go non-Primary
+on all three of its nodes, refuse writes, and keep issuing and validating tokens read-only
+through its own nodes (the write listener's fallback); the others go on. Only one lab can
+exist at a time: this module runs after the example lab's tests and boots its own lab,
+torn down in a try/finally.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = ROOT / "topology" / "catalyst-lab.yaml"
+PROJECT = "kgt-kgt-catalyst-lab"
+CUT = "nz-hlz"
+
+
+def _project_running(project: str) -> bool:
+    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                         capture_output=True, text=True, check=False).stdout
+    return bool(out.strip())
+
+
+def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_read_only(tmp_path: Path) -> None:
+    exclusive_lab_slot("only one lab can exist at a time")
+    lab_dir = tmp_path / "lab"
+    report = tmp_path / "report"
+    try:
+        up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(tmp_path / "catalyst-lab.secrets.yaml"),
+                 "--lab-dir", str(lab_dir), timeout=1200)
+        sys.stderr.write(up.stdout[-3000:])
+        assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+        done = kgt("drill", "region-partition", "--region", CUT, "--lab-dir", str(lab_dir), "--report", str(report),
+                   "--duration", "32s", "--fault-at", "8s", timeout=600)
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
+        data = json.loads((report / "report.json").read_text())
+        failed = [e for e in data["expectations"] if e["ok"] is not True]
+        assert done.returncode == 0, f"{done.stdout[-1500:]}\n{failed}"
+        line = done.stdout.strip().splitlines()[-1]
+        assert line.startswith("PASS: ") and f"{CUT} read-only from" in line
+        nodes = data["observed"]["nodes"]
+        assert len(nodes) == 9 and nodes == data["prediction"]["nodes"]
+        assert {n for n, s in nodes.items() if s == "non-Primary"} == {f"{CUT}-db{i}" for i in (1, 2, 3)}
+        served = next(e for e in data["expectations"] if e["name"] == "tokens served read-only")
+        assert (served["region"], served["ok"]) == (CUT, True), served
+        read_only = data["measurements"]["regions"][CUT]["read_only"]
+        assert read_only["tokens"]["attempts"] >= 10 and read_only["tokens"]["availability"] >= 0.95
+        assert read_only["validations"]["attempts"] >= 10 and read_only["validations"]["availability"] >= 0.95
+        assert any(e["name"] == "writes rejected" and e["region"] == CUT and e["ok"] for e in data["expectations"])
+        assert data["measurements"]["lost_writes"] == 0 and data["measurements"]["anomalies"] == []
+    finally:
+        if (lab_dir / "lab.json").exists() or _project_running(PROJECT):
+            kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
+    assert not _project_running(PROJECT)
