@@ -50,14 +50,19 @@ def _engine_ready() -> str | None:
     return None
 
 
-def _lab_running() -> bool:
+def project_running(project: str) -> bool:
+    """Whether any container of the compose project `project` runs."""
     out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout
     return bool(out.strip())
+
+
+def _lab_running() -> bool:
+    return project_running(PROJECT)
 
 
 def exclusive_lab_slot(why: str) -> None:

@@ -11,25 +11,18 @@ torn down in a try/finally.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt
+from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = ROOT / "topology" / "catalyst-lab.yaml"
 PROJECT = "kgt-kgt-catalyst-lab"
 CUT = "nz-hlz"
-
-
-def _project_running(project: str) -> bool:
-    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
-                         capture_output=True, text=True, check=False).stdout
-    return bool(out.strip())
 
 
 def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_read_only(tmp_path: Path) -> None:
@@ -60,6 +53,6 @@ def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_r
         assert any(e["name"] == "writes rejected" and e["region"] == CUT and e["ok"] for e in data["expectations"])
         assert data["measurements"]["lost_writes"] == 0 and data["measurements"]["anomalies"] == []
     finally:
-        if (lab_dir / "lab.json").exists() or _project_running(PROJECT):
+        if (lab_dir / "lab.json").exists() or project_running(PROJECT):
             kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
-    assert not _project_running(PROJECT)
+    assert not project_running(PROJECT)

@@ -11,24 +11,17 @@ reused lab is up. Its own lab is brought up and torn down here, in a try/finally
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt
+from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = ROOT / "tests" / "data" / "two-regions.yaml"
 PROJECT = "kgt-kgt-two-regions"
-
-
-def _project_running(project: str) -> bool:
-    out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
-                         capture_output=True, text=True, check=False).stdout
-    return bool(out.strip())
 
 
 def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Path) -> None:
@@ -58,6 +51,6 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
                        for e in data["expectations"])
         assert data["measurements"]["lost_writes"] == 0
     finally:
-        if (lab_dir / "lab.json").exists() or _project_running(PROJECT):
+        if (lab_dir / "lab.json").exists() or project_running(PROJECT):
             kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
-    assert not _project_running(PROJECT)
+    assert not project_running(PROJECT)
