@@ -92,34 +92,29 @@ def validate(topology: Path) -> None:
 @cli.command()
 @topology_arg
 @format_opt
-def analyze(topology: Path, fmt: str) -> None:
-    """Say which single failures the topology survives.
+@click.option("--depth", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="every combination of up to N simultaneous events (from 2: clean stops too)")
+@click.option("--sequence", is_flag=True, help="every event, then every other after the cluster re-formed; "
+                                               "and the failure budget")
+@click.option("--fail", help="what-if: events at once, e.g. 'r1-db1,isolate:r3' or 'lose region r3,restart r1-db2'")
+@click.option("--then", "then", multiple=True, help="with --fail: the next step, after the cluster re-formed")
+@click.option("-v", "--verbose", is_flag=True, help="--depth/--sequence: list every scenario")
+def analyze(topology: Path, fmt: str, depth: int, sequence: bool, fail: str | None, then: tuple[str, ...],
+            verbose: bool) -> None:
+    """Say which failures the topology survives: single ones, combined, one after another, or named.
 
-    JSON: {"total_weight": W, "scenarios": [{"kind": "node-loss|region-loss|region-isolated|split",
-    "name": str, "components": [{"regions", "hosts", "weight", "primary"}], "survives": bool,
-    "regions": {R: {"database": "primary|read-only|down", "keystone": "writable|read-only|down|none"}}}],
-    "fixes": [str], "notes": [str]}
+    Events are named as the scenarios: `lose r1-db1` (or `r1-db1`), `lose region r3` (or `r3`),
+    `isolate region r3` (`isolate:r3`), `split {r1,r2} | {r3,r4}` (`split:r1+r2`), and
+    `restart r1-db2` (`restart:r1-db2`: a clean stop, as in a rolling restart). The JSON forms
+    are documented in toolkit/analysis/report.py; a single-failure scenario:
+    {"kind": "node-loss|region-loss|region-isolated|split", "name": str, "components":
+    [{"regions", "hosts", "weight", "primary"}], "survives": bool, "regions": {R: {"database":
+    "primary|read-only|down", "keystone": "writable|read-only|down|none"}}}; the default output
+    is {"total_weight": W, "scenarios": [...], "fixes": [str], "notes": [str]}.
     """
-    from toolkit.analysis import analyze as run
+    from toolkit.analysis.commands import run
 
-    result = run(_load(topology))
-    if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
-        return
-    click.echo(f"total weight {result.total_weight}; Primary needs more than {result.total_weight / 2:g}")
-    width = max(len(s.name) for s in result.scenarios)
-    for s in result.scenarios:
-        primary = [",".join(c.regions) or "-" for c in s.components if c.primary]
-        ro = [r for r, o in s.regions.items() if o.database == "read-only"]
-        verdict = "survives" if s.survives else "NO PRIMARY"
-        detail = f"Primary: {' '.join(primary) or 'none'}"
-        if ro:
-            detail += f"; read-only: {','.join(ro)}"
-        click.echo(f"{s.name:<{width}}  {verdict:<10}  {detail}")
-    for fix in result.fixes:
-        click.echo(f"fix: {fix}")
-    for note in result.notes:
-        click.echo(f"note: {note}")
+    run(_load(topology), fmt, depth, sequence, fail, then, verbose, click.echo)
 
 
 @cli.command()

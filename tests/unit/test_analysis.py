@@ -16,7 +16,7 @@ import pytest
 from builders import EXAMPLE, make_topology, topology_data, write_topology
 
 from toolkit.analysis import analyze
-from toolkit.analysis.quorum import Layout, is_primary
+from toolkit.analysis.model import Layout, is_primary
 from toolkit.topology import Topology, load
 
 # --- the oracle ---------------------------------------------------------------------

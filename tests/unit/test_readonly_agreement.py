@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 from builders import CATALYST, EXAMPLE, LAB_REGION, fake_secrets, topology_data, write_topology
 
-from toolkit.analysis.quorum import Layout, Scenario, analyze, scenarios
+from toolkit.analysis.model import Layout, Scenario
+from toolkit.analysis.quorum import analyze, scenarios
 from toolkit.render import engine
 from toolkit.topology import Host, Topology, load
 

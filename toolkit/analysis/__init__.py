@@ -1,5 +1,6 @@
 """Survivability analysis of a topology under Galera's weighted quorum rule."""
 
-from toolkit.analysis.quorum import Analysis, Scenario, analyze
+from toolkit.analysis.model import Scenario
+from toolkit.analysis.quorum import Analysis, analyze
 
 __all__ = ["Analysis", "Scenario", "analyze"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toolkit.analysis.quorum import Analysis, Scenario, analyze
+from toolkit.analysis.model import Scenario
+from toolkit.analysis.quorum import Analysis, analyze
 from toolkit.errors import UsageError
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Topology
@@ -150,7 +151,7 @@ def scenario_name(fault: Fault) -> str | None:
 
 def _healthy(topology: Topology) -> Scenario:
     """Everything up: one Primary component of every voter (keystone-loss, proxy-loss, wan-degrade)."""
-    from toolkit.analysis.quorum import Component, RegionOutcome
+    from toolkit.analysis.model import Component, RegionOutcome
 
     hosts = tuple(h.name for h in topology.voters)
     component = Component(tuple(r.name for r in topology.regions), hosts, topology.total_weight, True)

@@ -63,6 +63,8 @@ def _whole_seconds(value: float) -> float:
 AdvertInterval = Annotated[Duration, AfterValidator(_whole_seconds)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+# A survivability promise: the grammar is checked by `validate` (toolkit.analysis.promises.parse).
+Promise = Annotated[str, Field(min_length=1, max_length=200)]
 Size = Annotated[str, Field(pattern=r"^\d+[KMGT]?$")]
 
 
@@ -239,3 +241,10 @@ class TopologyDoc(_Strict):
     wan: WanDoc = Field(default_factory=lambda: WanDoc())
     secrets: SecretsDoc = Field(default_factory=lambda: SecretsDoc())
     regions: list[RegionDoc] = Field(min_length=1)
+    survive: list[Promise] = Field(
+        default_factory=list,
+        description="failures the site must survive, checked by `kgt validate`: failure kinds (node-loss, "
+        "region-loss, region-isolated, split, maintenance) joined by '+' (at the same time) and '>' (one after "
+        "the other, each after the cluster re-formed), e.g. region-loss, region-loss+node-loss, "
+        "region-loss>node-loss>node-loss, maintenance+region-loss",
+    )

@@ -116,6 +116,7 @@ class Topology:
     secrets_file: Path
     secrets_create: bool
     source: Path
+    survive: tuple[str, ...] = ()  # survivability promises (`toolkit.analysis.promises`)
 
     @classmethod
     def from_document(cls, doc: TopologyDoc, source: Path) -> Topology:
@@ -159,6 +160,7 @@ class Topology:
             secrets_file=(source.parent / doc.secrets.file),
             secrets_create=doc.secrets.create,
             source=source,
+            survive=tuple(doc.survive),
         )
 
     @cached_property

@@ -237,7 +237,39 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
         err(("regions",), "no host has the galera role: there is no cluster")
     elif not any(p.severity == "error" for p in problems):
         problems += _quorum_warnings(topology, lines)
+        problems += _promise_problems(topology, lines)
     return problems
+
+
+def _promise_problems(topology: Topology, lines: LineMap) -> list[Problem]:
+    """`survive:` promises that do not parse, and those the topology does not keep (with a verified fix)."""
+    if not topology.survive:
+        return []
+    # The analysis reads the model this module validates; imported here, once the model is whole.
+    from toolkit.analysis import promises
+    from toolkit.analysis.model import Layout
+
+    layout = Layout.of(topology)
+    out = []
+    broken = []
+    valid = []
+    for i, promise in enumerate(topology.survive):
+        try:
+            found = promises.check(layout, promise)
+        except ValueError as exc:
+            out.append(lines.problem(("survive", i), str(exc)))
+            continue
+        valid.append(promise)
+        if found is not None:
+            broken.append((i, found))
+    if broken:
+        fixes = promises.fixes(layout, valid, most=1)
+        fix = f"; smallest fix: {fixes[0].describe(layout.regions)}" if fixes else "; no fix of up to " \
+            f"{promises.MAX_ADDED} added voters or one region's weight keeps it"
+        for i, b in broken:
+            out.append(lines.problem(("survive", i), f"promise '{b.promise}' not kept: {b.counterexample.name} "
+                                                     f"leaves no Primary component with data{fix}"))
+    return out
 
 
 def _origin(doc: TopologyDoc, ri: int, hi: int, section: str, key: str) -> Loc:
