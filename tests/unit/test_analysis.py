@@ -16,8 +16,9 @@ import pytest
 from builders import EXAMPLE, make_topology, topology_data, write_topology
 
 from toolkit.analysis import analyze
-from toolkit.analysis.model import Layout, is_primary
+from toolkit.analysis.model import Layout
 from toolkit.topology import Topology, load
+from toolkit.wsrep import is_primary
 
 # --- the oracle ---------------------------------------------------------------------
 

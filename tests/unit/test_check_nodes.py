@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pymysql
 
-from toolkit.check.nodes import NodeResult, classify, one_line, probe_all, provider_option
+from toolkit.check.nodes import NodeResult, classify, one_line, probe_all
 from toolkit.topology import load
+from toolkit.wsrep import provider_option
 
 STATUS = {
     "wsrep_cluster_status": "Primary", "wsrep_cluster_size": "3", "wsrep_cluster_weight": "3",

@@ -6,7 +6,7 @@ the last Primary component (None once no component is Primary: nothing re-forms 
 itself without an operator's bootstrap). `apply` takes one step, a set of simultaneous
 events: a component of the new view stays Primary when its members from the last Primary
 component weigh more than half of that component's weight, less the members that left
-gracefully in this step (`model.is_primary`). Two steps in turn differ from the same
+gracefully in this step (`toolkit.wsrep.is_primary`). Two steps in turn differ from the same
 events at once because the second is judged against the component the first one left.
 Connectivity only shrinks within a sequence (no heal), so a non-Primary component never
 merges back.
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from toolkit.analysis.events import Event
-from toolkit.analysis.model import Component, Layout, RegionOutcome, Scenario, Voter, is_primary
+from toolkit.analysis.model import Component, Layout, RegionOutcome, Scenario, Voter
+from toolkit.wsrep import is_primary
 
 Effect = tuple[frozenset[frozenset[str]], frozenset[str], frozenset[str]]
 

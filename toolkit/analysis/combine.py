@@ -21,6 +21,7 @@ from toolkit.analysis.cluster import Outcome, evaluate
 from toolkit.analysis.events import Event
 from toolkit.analysis.model import Layout
 from toolkit.analysis.quorum import single_events
+from toolkit.wsrep import is_primary
 
 MAX_SCENARIOS = 50_000
 
@@ -109,7 +110,7 @@ def node_budget(layout: Layout, state: cluster.State | None = None) -> int:
         chosen = members[:k]
         heaviest, before = chosen[0], sum(v.weight for v in chosen[1:])
         # The last loss is judged against what the earlier ones left.
-        if not 2 * (total - before - heaviest.weight) > total - before:
+        if not is_primary(total - before - heaviest.weight, total - before):
             return k - 1
         # Losing the data nodes first leaves only garbd: also fatal.
         if data_left - min(k, data_left) == 0:

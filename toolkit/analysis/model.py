@@ -1,6 +1,6 @@
 """The analysis' data: voters, components, what a region sees, scenarios, and a topology's layout.
 
-Galera's weighted quorum rule is `is_primary`: a component stays Primary only with more
+Galera's weighted quorum rule is `toolkit.wsrep.is_primary`: a component stays Primary only with more
 than half the weight of the last Primary component (less the weight of members that left
 it gracefully). An exact half loses on both sides. garbd votes with its weight like a
 node, but holds no data.
@@ -70,11 +70,6 @@ class Scenario:
             "regions": {r: {"database": o.database, "keystone": o.keystone} for r, o in self.regions.items()},
             **({"steps": [list(step) for step in self.steps]} if self.steps else {}),
         }
-
-
-def is_primary(weight: int, previous: int) -> bool:
-    """Galera's rule: strictly more than half of the last Primary component's weight."""
-    return 2 * weight > previous
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 After a failure the voters fall into components; a component stays Primary only if its
 weight is more than half the weight of the last Primary component (the whole cluster
 here). An exact half loses on both sides. garbd votes with its weight like a node. The
-rule and its state over several steps are `model.is_primary` and `cluster`; combined and
+rule and its state over several steps are `toolkit.wsrep.is_primary` and `cluster`; combined and
 successive failures are `combine`; promises a topology states are `promises`.
 """
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from toolkit import db
 from toolkit.topology.model import Host
+from toolkit.wsrep import PRIMARY, NodeState
 
 HEALTH_USER = "kgt_health"
 
@@ -41,39 +42,6 @@ def one_line(exc: BaseException) -> str:
     else:
         text = str(exc) or exc.__class__.__name__
     return " ".join(text.split())[:200]
-
-
-def provider_option(options: str, name: str) -> str | None:
-    """One value out of a `wsrep_provider_options` string (`a = 1; b = x; …`)."""
-    for item in options.split(";"):
-        key, sep, value = item.partition("=")
-        if sep and key.strip() == name:
-            return value.strip()
-    return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _conf_id(value: str | None) -> int | None:
-    # A non-Primary node reports conf_id -1 as an unsigned 64-bit number.
-    number = _int(value)
-    return None if number is None or number < 0 or number >= 2**63 else number
-
-
-def _on(value: str | None) -> bool | None:
-    return None if value in (None, "") else value.upper() in ("ON", "1", "TRUE", "YES")
 
 
 @dataclass(frozen=True)
@@ -113,7 +81,7 @@ class NodeResult:
     @property
     def primary(self) -> bool:
         """Whether the node answered and is in a Primary component."""
-        return self.answered and self.cluster_status == "Primary"
+        return self.answered and self.cluster_status == PRIMARY
 
     @property
     def synced(self) -> bool:
@@ -130,29 +98,26 @@ class NodeResult:
     def from_status(cls, host: Host, status: Mapping[str, str], variables: Mapping[str, str],
                     elapsed: float = 0.0) -> NodeResult:
         """Build a result from `SHOW GLOBAL STATUS LIKE 'wsrep%'` and the wsrep variables."""
-        s = {k.lower(): v for k, v in status.items()}
-        v = {k.lower(): val for k, val in variables.items()}
-        latency = (s.get("wsrep_evs_repl_latency") or "").split("/")
-        members = tuple(a for a in (s.get("wsrep_incoming_addresses") or "").split(",") if a.strip())
+        state = NodeState.from_rows(status, variables)
         return cls(
             host.name, host.region, str(host.address), host.settings.galera.port, True,
             elapsed=round(elapsed, 6),
-            cluster_status=s.get("wsrep_cluster_status"),
-            cluster_size=_int(s.get("wsrep_cluster_size")),
-            cluster_weight=_int(s.get("wsrep_cluster_weight")),
-            state_uuid=s.get("wsrep_cluster_state_uuid") or None,
-            conf_id=_conf_id(s.get("wsrep_cluster_conf_id")),
-            local_state=s.get("wsrep_local_state_comment"),
-            ready=_on(s.get("wsrep_ready")),
-            connected=_on(s.get("wsrep_connected")),
-            flow_control_paused=_float(s.get("wsrep_flow_control_paused")),
-            recv_queue=_int(s.get("wsrep_local_recv_queue")),
-            recv_queue_avg=_float(s.get("wsrep_local_recv_queue_avg")),
-            repl_latency=_float(latency[1]) if len(latency) >= 2 else None,
-            gcomm_uuid=s.get("wsrep_gcomm_uuid") or None,
-            segment=_int(provider_option(v.get("wsrep_provider_options", ""), "gmcast.segment")),
-            cluster_name=v.get("wsrep_cluster_name") or None,
-            members=tuple(m.strip() for m in members),
+            cluster_status=state.cluster_status,
+            cluster_size=state.cluster_size,
+            cluster_weight=state.cluster_weight,
+            state_uuid=state.state_uuid,
+            conf_id=state.known_conf_id,
+            local_state=state.local_state_comment,
+            ready=state.ready,
+            connected=state.connected,
+            flow_control_paused=state.flow_control_paused,
+            recv_queue=state.recv_queue,
+            recv_queue_avg=state.recv_queue_avg,
+            repl_latency=state.repl_latency,
+            gcomm_uuid=state.gcomm_uuid,
+            segment=state.segment,
+            cluster_name=state.cluster_name,
+            members=state.incoming_addresses,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from typing import Any
 from toolkit.check.nodes import NodeResult
 from toolkit.check.state import NETWORK_ERRORS, State, worst
 from toolkit.topology.model import Topology
+from toolkit.wsrep import is_primary
 
 SCHEMA = "kgt.check.quorum/1"
 
@@ -245,7 +246,7 @@ def evaluate(topology: Topology, results: Iterable[NodeResult],
                 critical.append(f"split brain: Primary components with different conf_ids: {text}")
             else:
                 warning.append(f"view change in progress: nodes disagree on conf_id: {text}")
-        if 2 * main.weight <= total:
+        if not is_primary(main.weight, total):
             critical.append(f"Primary component weight {main.weight} of {total} is not a majority "
                             f"(one more loss stops writes everywhere)")
     for v in verdicts:

@@ -50,6 +50,7 @@ from toolkit.check.history import History, Op
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.state import NETWORK_ERRORS, CannotCheck, NothingReachable
 from toolkit.topology.model import Host, Topology
+from toolkit.wsrep import PRIMARY, NodeState
 
 SCHEMA = "kgt_verify"  # the default of Options.schema and of the functions that take one
 # A plain SQL identifier: it is written into statements unquoted.
@@ -304,12 +305,9 @@ def read_counters(conn: Any, *, schema: str = SCHEMA) -> dict[str, int]:
 
 def read_status(conn: Any) -> dict[str, Any]:
     """The few wsrep status values a status operation records."""
-    s = db.wsrep_status(conn)
-    size = s.get("wsrep_cluster_size", "")
-    conf = s.get("wsrep_cluster_conf_id", "")
-    return {"status": s.get("wsrep_cluster_status"), "size": int(size) if size.isdigit() else None,
-            "state": s.get("wsrep_local_state_comment"),
-            "conf_id": int(conf) if conf.lstrip("-").isdigit() else None, "node": node_name(conn)}
+    s = NodeState.from_rows(db.wsrep_status(conn))
+    return {"status": s.cluster_status, "size": s.cluster_size, "state": s.local_state_comment,
+            "conf_id": s.conf_id, "node": node_name(conn)}
 
 
 def node_name(conn: Any) -> str | None:
@@ -526,7 +524,7 @@ def final_reads(history: History, topology: Topology, password: str, options: Op
         try:
             # On a Primary node wait for every earlier write-set to be applied first.
             with conn.cursor() as cur:
-                cur.execute("SET SESSION wsrep_sync_wait = %s", (1 if status["status"] == "Primary" else 0,))
+                cur.execute("SET SESSION wsrep_sync_wait = %s", (1 if status["status"] == PRIMARY else 0,))
             history.complete(op, "ok", read_counters(conn, schema=options.schema))
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
@@ -539,7 +537,7 @@ def _synced(target: Target, password: str, timeout: float) -> bool:
     try:
         conn = _connect(target, VERIFY_USER, password, min(timeout, 2.0))
         s = read_status(conn)
-        return bool(s["status"] == "Primary" and s["state"] == "Synced")
+        return bool(s["status"] == PRIMARY and s["state"] == "Synced")
     except Exception:
         return False
     finally:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import pymysql
 
 from toolkit.db import error_code, wsrep_status
+from toolkit.wsrep import DONOR_DESYNCED, JOINING, PRIMARY, STATE_NAMES, SYNCED, NodeState
 
 WRITE = "/write"
 READ = "/read"
@@ -35,27 +36,11 @@ STATUS = "/status"
 # `/` is what a bare `option httpchk` asks for: treat it as the strict check.
 CHECK_PATHS = {"/": WRITE, WRITE: WRITE, READ: READ}
 
-DONOR_DESYNCED = 2
-SYNCED = 4
-JOINING = 1
-STATE_NAMES = {0: "Undefined", JOINING: "Joining", DONOR_DESYNCED: "Donor/Desynced", 3: "Joined", SYNCED: "Synced"}
-
 DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
 
 # SHOW needs no privilege beyond USAGE and is answered even on a non-Primary node
 # (the status half is `toolkit.db.wsrep_status`).
 VARIABLES_SQL = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_dirty_reads')"
-
-
-def _on(value: str | None) -> bool:
-    return (value or "").strip().upper() in {"ON", "1", "YES", "TRUE"}
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int((value or "").strip())
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -78,24 +63,27 @@ class WsrepValues:
         cls, status: dict[str, str], variables: dict[str, str], dirty_read_ok: bool | None = None
     ) -> WsrepValues:
         """Build from `SHOW GLOBAL STATUS` / `SHOW GLOBAL VARIABLES` rows (name → value)."""
-        status = {k.lower(): v for k, v in status.items()}
-        variables = {k.lower(): v for k, v in variables.items()}
+        return cls.from_state(NodeState.from_rows(status, variables), dirty_read_ok)
+
+    @classmethod
+    def from_state(cls, state: NodeState, dirty_read_ok: bool | None = None) -> WsrepValues:
+        """The values of a parsed node state: a value the node did not give is "unknown", 0, "" or False."""
         return cls(
-            cluster_status=status.get("wsrep_cluster_status") or "unknown",
-            local_state=_int(status.get("wsrep_local_state")),
-            local_state_comment=status.get("wsrep_local_state_comment", ""),
-            ready=_on(status.get("wsrep_ready")),
-            connected=_on(status.get("wsrep_connected")),
-            cluster_size=_int(status.get("wsrep_cluster_size")),
-            wsrep_on=_on(variables.get("wsrep_on")),
-            dirty_reads=_on(variables.get("wsrep_dirty_reads")),
+            cluster_status=state.cluster_status or "unknown",
+            local_state=state.local_state or 0,
+            local_state_comment=state.local_state_comment or "",
+            ready=bool(state.ready),
+            connected=bool(state.connected),
+            cluster_size=state.cluster_size or 0,
+            wsrep_on=bool(state.wsrep_on),
+            dirty_reads=bool(state.dirty_reads),
             dirty_read_ok=dirty_read_ok,
         )
 
     @property
     def primary(self) -> bool:
         """Whether the node is in the Primary component (the one that may commit)."""
-        return self.cluster_status == "Primary"
+        return self.cluster_status == PRIMARY
 
     @property
     def state_text(self) -> str:
@@ -265,13 +253,14 @@ def fetch_values(settings: DbSettings) -> WsrepValues:
         with connection.cursor() as cursor:
             cursor.execute(VARIABLES_SQL)
             variables = {str(name): str(value) for name, value in cursor.fetchall()}
+            state = NodeState.from_rows(status, variables)
             dirty_read_ok = None
-            if status.get("wsrep_cluster_status") != "Primary" and _on(variables.get("wsrep_dirty_reads")):
+            if not state.primary and state.dirty_reads:
                 dirty_read_ok = _dirty_read_works(cursor)
     finally:
         if connection.open:  # after a timeout pymysql has closed it already
             connection.close()
-    return WsrepValues.from_rows(status, variables, dirty_read_ok)
+    return WsrepValues.from_state(state, dirty_read_ok)
 
 
 def probe(settings: DbSettings) -> Probe:

@@ -11,6 +11,7 @@ import re
 
 from toolkit.lab.host import LabHost
 from toolkit.topology.model import Host
+from toolkit.wsrep import SYNCED, NodeState
 
 KEYSTONE_ENV = {"OS_KEYSTONE_CONFIG_DIR": "/etc/keystone"}
 KEYSTONE_MANAGE = "/opt/keystone/bin/keystone-manage"
@@ -31,12 +32,8 @@ def galera_status(h: LabHost) -> dict[str, str]:
 
 def is_synced(h: LabHost) -> bool:
     """Primary, Synced and ready."""
-    s = _wsrep(h)
-    return (
-        s.get("wsrep_cluster_status") == "Primary"
-        and s.get("wsrep_local_state") == "4"
-        and s.get("wsrep_ready") == "ON"
-    )
+    s = NodeState.from_rows(_wsrep(h))
+    return s.primary and s.local_state == SYNCED and bool(s.ready)
 
 
 def start_galera(h: LabHost, *, bootstrap: bool = False, position: str | None = None) -> None:

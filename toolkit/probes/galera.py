@@ -31,9 +31,9 @@ import nagiosplugin
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
 from toolkit.probes.runtime import Deadline, ProbeUnknown, execute
+from toolkit.wsrep import DONOR_DESYNCED, JOINING, PRIMARY, STATE_NAMES, SYNCED, NodeState
 
 NAME = "kgt galera"
-STATES = {1: "Joining", 2: "Donor/Desynced", 3: "Joined", 4: "Synced"}
 
 
 def _pymysql_without_cryptography() -> None:
@@ -114,57 +114,41 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else exc.__class__.__name__
 
 
-def _number(status: dict[str, str], key: str) -> float:
-    try:
-        return float(status.get(key, "") or 0)
-    except ValueError:
-        return 0.0
-
-
-def _latency(text: str) -> float:
-    """Average of wsrep_evs_repl_latency (`min/avg/max/stddev/samples`, seconds)."""
-    parts = text.split("/")
-    try:
-        return float(parts[1]) if len(parts) >= 2 else 0.0
-    except ValueError:
-        return 0.0
+def _or_zero(value: float | None) -> float:
+    return 0.0 if value is None else value
 
 
 def metrics(label: str, status: dict[str, str]) -> list[nagiosplugin.Metric]:
     """Findings (Primary, local state, ready, connected) and perfdata of a wsrep status."""
-    if "wsrep_cluster_status" not in status:
+    state = NodeState.from_rows(status)
+    if state.cluster_status is None:
         return [model.finding("wsrep", Critical, f"{label}: wsrep is off (not a Galera node)")]
-    cluster = status.get("wsrep_cluster_status", "")
-    state_no = int(_number(status, "wsrep_local_state"))
-    comment = status.get("wsrep_local_state_comment") or STATES.get(state_no, f"state {state_no}")
+    state_no = state.local_state or 0
+    # Without a comment, only the states a node moves through (1 to 4) have a name here.
+    comment = state.local_state_comment or (STATE_NAMES[state_no] if JOINING <= state_no <= SYNCED
+                                            else f"state {state_no}")
     out = [
-        nagiosplugin.Metric("primary", cluster, context="primary"),
+        nagiosplugin.Metric("primary", state.cluster_status, context="primary"),
         nagiosplugin.Metric("local_state", (state_no, comment), context="local_state"),
-        model.finding("ready", Ok if status.get("wsrep_ready") == "ON" else Critical,
-                      "ready" if status.get("wsrep_ready") == "ON" else f"{label} not ready (wsrep_ready=OFF)"),
-        model.finding("connected", Ok if status.get("wsrep_connected") == "ON" else Critical,
-                      "connected" if status.get("wsrep_connected") == "ON"
-                      else f"{label} not connected (wsrep_connected=OFF)"),
-        nagiosplugin.Metric("cluster_size", int(_number(status, "wsrep_cluster_size")), min=0,
-                            context="cluster_size"),
-        nagiosplugin.Metric("flow_control_paused", _number(status, "wsrep_flow_control_paused"), min=0, max=1,
+        model.finding("ready", Ok if state.ready else Critical,
+                      "ready" if state.ready else f"{label} not ready (wsrep_ready=OFF)"),
+        model.finding("connected", Ok if state.connected else Critical,
+                      "connected" if state.connected else f"{label} not connected (wsrep_connected=OFF)"),
+        nagiosplugin.Metric("cluster_size", state.cluster_size or 0, min=0, context="cluster_size"),
+        nagiosplugin.Metric("flow_control_paused", _or_zero(state.flow_control_paused), min=0, max=1,
                             context="flow_control_paused"),
-        nagiosplugin.Metric("recv_queue", int(_number(status, "wsrep_local_recv_queue")), min=0,
-                            context="perf"),
-        nagiosplugin.Metric("send_queue", int(_number(status, "wsrep_local_send_queue")), min=0,
-                            context="perf"),
-        nagiosplugin.Metric("repl_latency", _latency(status.get("wsrep_evs_repl_latency", "")), "s", min=0,
-                            context="perf"),
-        nagiosplugin.Metric("cert_failures", int(_number(status, "wsrep_local_cert_failures")), "c", min=0,
-                            context="perf"),
+        nagiosplugin.Metric("recv_queue", state.recv_queue or 0, min=0, context="perf"),
+        nagiosplugin.Metric("send_queue", state.send_queue or 0, min=0, context="perf"),
+        nagiosplugin.Metric("repl_latency", _or_zero(state.repl_latency), "s", min=0, context="perf"),
+        nagiosplugin.Metric("cert_failures", state.cert_failures or 0, "c", min=0, context="perf"),
     ]
     return out
 
 
 def _judge_primary(label: str) -> Any:
     def judge(value: str) -> model.Finding:
-        if value == "Primary":
-            return Ok, "Primary"
+        if value == PRIMARY:
+            return Ok, value
         return Critical, f"{label} is {value or 'in no component'} (wsrep_cluster_status), not Primary"
 
     return judge
@@ -173,10 +157,10 @@ def _judge_primary(label: str) -> Any:
 def _judge_local_state(label: str) -> Any:
     def judge(value: tuple[int, str]) -> model.Finding:
         number, comment = value
-        if number == 4:
+        if number == SYNCED:
             return Ok, comment
-        if number == 2:
-            return Warn, f"{label} is {comment} (wsrep_local_state=2)"
+        if number == DONOR_DESYNCED:
+            return Warn, f"{label} is {comment} (wsrep_local_state={number})"
         return Critical, f"{label} is {comment} (wsrep_local_state={number}), not Synced"
 
     return judge

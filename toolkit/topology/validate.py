@@ -14,6 +14,7 @@ from toolkit.topology import evs
 from toolkit.topology.document import Settings, TopologyDoc
 from toolkit.topology.loader import LineMap, Loc
 from toolkit.topology.model import Host, Topology
+from toolkit.wsrep import is_primary
 
 
 def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str]]:
@@ -354,7 +355,7 @@ def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
     total = topology.total_weight
     if len(topology.regions) < 3:
         for region in topology.regions:
-            if region.weight * 2 >= total and region.weight:
+            if region.weight and not is_primary(total - region.weight, total):
                 out.append(
                     lines.problem(
                         ("regions",),
