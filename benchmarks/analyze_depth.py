@@ -52,8 +52,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kgt-bench-") as tmp:
         path = Path(tmp) / "scale.yaml"
         path.write_text(scale_yaml(args.regions))
-        variants = {"validate (baseline)": ["validate"], "analyze": ["analyze"],
-                    "analyze --depth 2": ["analyze", "--depth", "2"], "analyze --sequence": ["analyze", "--sequence"]}
+        variants = {
+            "validate (baseline)": ["validate"],
+            "analyze": ["analyze"],
+            "analyze --depth 2": ["analyze", "--depth", "2"],
+            "analyze --sequence": ["analyze", "--sequence"],
+        }
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.runs):  # interleaved, so load on the machine hits every variant alike
             for name, extra in variants.items():

@@ -31,9 +31,26 @@ TIMING = ["--duration", "26s", "--fault-at", "6s", "--heal-after", "10s"]
 
 def run_drill(lab_dir: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="kgt-bench-") as tmp:
-        done = subprocess.run([sys.executable, "-m", "toolkit.cli", "drill", name, *args, *TIMING,
-                               "--lab-dir", str(lab_dir), "--report", tmp], cwd=ROOT, capture_output=True,
-                              text=True, timeout=600, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "toolkit.cli",
+                "drill",
+                name,
+                *args,
+                *TIMING,
+                "--lab-dir",
+                str(lab_dir),
+                "--report",
+                tmp,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         report = Path(tmp) / "report.json"
         data = json.loads(report.read_text()) if report.exists() else {}
     if not data:
@@ -52,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="r1")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
-    cases = [("keystone-loss", ["--region", args.region]),
-             ("proxy-loss", ["--region", args.region]),
-             ("proxy-loss --kill", ["--region", args.region, "--kill"])]
+    cases = [
+        ("keystone-loss", ["--region", args.region]),
+        ("proxy-loss", ["--region", args.region]),
+        ("proxy-loss --kill", ["--region", args.region, "--kill"]),
+    ]
     print(f"{'case':<18} {'verdict':<8} {'measured':>9} {'bound':>7}  what")
     results: dict[str, list[float]] = {}
     worst = 0
@@ -70,14 +89,18 @@ def main(argv: list[str] | None = None) -> int:
             if label == "keystone-loss":
                 measured = token_gap(region)
                 bound = bounds["haproxy_detection"]
-                what = (f"Keystone gap via {args.region} VIP vs inter × fall (test bound 1.2 × = {1.2 * bound:.1f}s); "
-                        f"HAProxy marked down after {m['detect']['haproxy'] or float('nan'):.2f}s")
+                what = (
+                    f"Keystone gap via {args.region} VIP vs inter × fall (test bound 1.2 × = {1.2 * bound:.1f}s); "
+                    f"HAProxy marked down after {m['detect']['haproxy'] or float('nan'):.2f}s"
+                )
             else:
                 move = m["vip_move"] or {}
                 measured = move.get("seconds", float("nan"))
                 bound = bounds["vrrp_failover"]
-                what = (f"VIP move vs 3 × advert_int + skew (test bound 3.0s); gaps writes "
-                        f"{region['writes']['max_gap'] or 0:.1f}s tokens {token_gap(region):.1f}s")
+                what = (
+                    f"VIP move vs 3 × advert_int + skew (test bound 3.0s); gaps writes "
+                    f"{region['writes']['max_gap'] or 0:.1f}s tokens {token_gap(region):.1f}s"
+                )
             results.setdefault(label, []).append(measured)
             print(f"{label:<18} {data['verdict']:<8} {measured:>8.2f}s {bound:>6.2f}s  {what}")
     for label, values in results.items():

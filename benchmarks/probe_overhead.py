@@ -32,8 +32,7 @@ QUERY = "SHOW GLOBAL STATUS LIKE 'wsrep%'"
 def timed(cmd: list[str]) -> float:
     """Seconds one run of `cmd` takes; fails loudly if it does not succeed."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     elapsed = time.perf_counter() - started
     if done.returncode not in (0, 1):  # the probe may WARN (cluster size below the topology's)
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {done.stdout!r} {done.stderr!r}")
@@ -62,18 +61,50 @@ def report(samples: dict[str, list[float]], baseline: str) -> None:
         print(f"{name:<34} {median * 1000:>10.1f} {p90 * 1000:>8.1f} {median / base:>6.2f}x")
 
 
-def variants(host: str, port: int, password: str, password_file: Path,
-             topology: Path | None, node: str | None) -> dict[str, list[str]]:
+def variants(
+    host: str, port: int, password: str, password_file: Path, topology: Path | None, node: str | None
+) -> dict[str, list[str]]:
     """The commands compared."""
     out = {
-        "mariadb -e (baseline)": ["mariadb", "--no-defaults", "-h", host, "-P", str(port), "-u", "kgt_health",
-                                  f"-p{password}", "-e", QUERY],
-        "kgt probe galera (plain args)": [sys.executable, "-m", "toolkit.cli", "probe", "galera", "-H", host,
-                                          "-P", str(port), "--password-file", str(password_file)],
+        "mariadb -e (baseline)": [
+            "mariadb",
+            "--no-defaults",
+            "-h",
+            host,
+            "-P",
+            str(port),
+            "-u",
+            "kgt_health",
+            f"-p{password}",
+            "-e",
+            QUERY,
+        ],
+        "kgt probe galera (plain args)": [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "probe",
+            "galera",
+            "-H",
+            host,
+            "-P",
+            str(port),
+            "--password-file",
+            str(password_file),
+        ],
     }
     if topology is not None and node is not None:
-        out["kgt probe galera --topology"] = [sys.executable, "-m", "toolkit.cli", "probe", "galera",
-                                              "--topology", str(topology), "--node", node]
+        out["kgt probe galera --topology"] = [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "probe",
+            "galera",
+            "--topology",
+            str(topology),
+            "--node",
+            node,
+        ]
     out["python3 -c pass (floor)"] = [sys.executable, "-c", "pass"]
     return out
 
@@ -85,8 +116,11 @@ def main() -> int:
     parser.add_argument("--host", help="an existing node instead of booting one")
     parser.add_argument("--port", type=int, default=3306)
     parser.add_argument("--password-file", type=Path, help="kgt_health's password (with --host)")
-    parser.add_argument("--prefix", default=os.environ.get("KGT_LOOPBACK_PREFIX", "127.9"),
-                        help="loopback prefix of the booted node (default 127.9: away from the test clusters)")
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("KGT_LOOPBACK_PREFIX", "127.9"),
+        help="loopback prefix of the booted node (default 127.9: away from the test clusters)",
+    )
     args = parser.parse_args()
 
     if args.host:
@@ -102,15 +136,18 @@ def main() -> int:
     reason = skip_reason()
     if reason:
         raise SystemExit(f"cannot boot a node: {reason}")
-    with tempfile.TemporaryDirectory(prefix="kgt-bench-") as work, \
-            LoopbackCluster(Path(work), regions=1, per_region=1, prefix=args.prefix, name="kgt-bench") as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="kgt-bench-") as work,
+        LoopbackCluster(Path(work), regions=1, per_region=1, prefix=args.prefix, name="kgt-bench") as cluster,
+    ):
         node = next(iter(cluster.nodes.values()))
         password = cluster.secrets()["health_password"]
         password_file = Path(work) / "pw"
         password_file.write_text(password + "\n")
         print(f"node {node.name} at {node.address}:{node.port}; {args.runs} runs each, interleaved")
-        table = measure(variants(node.address, node.port, password, password_file, cluster.topology_path,
-                                 node.name), args.runs)
+        table = measure(
+            variants(node.address, node.port, password, password_file, cluster.topology_path, node.name), args.runs
+        )
     report(table, "mariadb -e (baseline)")
     return 0
 

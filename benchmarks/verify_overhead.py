@@ -78,16 +78,26 @@ def flat_out(topology: Any, work: list[workload.Target], password: str, seconds:
     started = time.monotonic()
     workload.run(topology, work, password, history, options, threading.Event(), threading.Event())
     report = checker.check(history.ops)
-    print(f"\n1. verify loop flat out for {seconds:g}s through {len(work)} regions "
-          f"(verdict {report.verdict}, {time.monotonic() - started:.1f}s with setup and final reads)")
+    print(
+        f"\n1. verify loop flat out for {seconds:g}s through {len(work)} regions "
+        f"(verdict {report.verdict}, {time.monotonic() - started:.1f}s with setup and final reads)"
+    )
     rows = [["region", "iterations/s", "acked incr/s", "conflicts/s", "ops/s", "commit p50 ms", "commit p99 ms"]]
     for name, r in report.regions.items():
         ops = sum(1 for op in history.ops if op.process == name and op.type != "invoke")
         iterations = sum(1 for op in history.ops if op.process == name and op.f == "status" and op.type == "invoke")
         lat = r.commit_latency
-        rows.append([name, f"{iterations / seconds:.0f}", f"{r.writes['ok'] / seconds:.0f}",
-                     f"{r.conflicts / seconds:.0f}", f"{ops / seconds:.0f}",
-                     f"{(lat['p50'] or 0) * 1000:.2f}", f"{(lat['p99'] or 0) * 1000:.2f}"])
+        rows.append(
+            [
+                name,
+                f"{iterations / seconds:.0f}",
+                f"{r.writes['ok'] / seconds:.0f}",
+                f"{r.conflicts / seconds:.0f}",
+                f"{ops / seconds:.0f}",
+                f"{(lat['p50'] or 0) * 1000:.2f}",
+                f"{(lat['p99'] or 0) * 1000:.2f}",
+            ]
+        )
     table(rows)
 
 
@@ -105,15 +115,32 @@ def through_kgt(target: workload.Target, password: str, count: int) -> list[floa
 
 
 def client_args(target: workload.Target, defaults: Path) -> list[str]:
-    return ["mariadb", f"--defaults-extra-file={defaults}", "-h", target.address, "-P", str(target.port),
-            "-u", workload.VERIFY_USER, "-N", "-B", "--unbuffered"]
+    return [
+        "mariadb",
+        f"--defaults-extra-file={defaults}",
+        "-h",
+        target.address,
+        "-P",
+        str(target.port),
+        "-u",
+        workload.VERIFY_USER,
+        "-N",
+        "-B",
+        "--unbuffered",
+    ]
 
 
 def through_mariadb_session(target: workload.Target, defaults: Path, count: int) -> list[float]:
     first, second = sorted([target.region, "shared"])
     sql = LOCK_SQL.format(r=target.region, first=first, second=second)
-    proc = subprocess.Popen(client_args(target, defaults), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        client_args(target, defaults),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     latencies = []
     try:
@@ -166,8 +193,9 @@ def main() -> None:
             results = {
                 "kgt Worker.incr (pymysql + history)": through_kgt(target, password, args.count),
                 "mariadb client, one session": through_mariadb_session(target, Path(defaults.name), args.count),
-                "mariadb -e, one process per op": through_mariadb_per_op(target, Path(defaults.name),
-                                                                         max(20, args.count // 5)),
+                "mariadb -e, one process per op": through_mariadb_per_op(
+                    target, Path(defaults.name), max(20, args.count // 5)
+                ),
             }
         print(f"\n2. locking operation through {target.name} ({target.where}), sequential, no other load")
         rows = [["client", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", "ops/s"]]

@@ -92,15 +92,22 @@ def validate(topology: Path) -> None:
 @cli.command()
 @topology_arg
 @format_opt
-@click.option("--depth", type=click.IntRange(1, 3), default=1, show_default=True,
-              help="every combination of up to N simultaneous events (from 2: clean stops too)")
-@click.option("--sequence", is_flag=True, help="every event, then every other after the cluster re-formed; "
-                                               "and the failure budget")
+@click.option(
+    "--depth",
+    type=click.IntRange(1, 3),
+    default=1,
+    show_default=True,
+    help="every combination of up to N simultaneous events (from 2: clean stops too)",
+)
+@click.option(
+    "--sequence", is_flag=True, help="every event, then every other after the cluster re-formed; and the failure budget"
+)
 @click.option("--fail", help="what-if: events at once, e.g. 'r1-db1,isolate:r3' or 'lose region r3,restart r1-db2'")
 @click.option("--then", "then", multiple=True, help="with --fail: the next step, after the cluster re-formed")
 @click.option("-v", "--verbose", is_flag=True, help="--depth/--sequence: list every scenario")
-def analyze(topology: Path, fmt: str, depth: int, sequence: bool, fail: str | None, then: tuple[str, ...],
-            verbose: bool) -> None:
+def analyze(
+    topology: Path, fmt: str, depth: int, sequence: bool, fail: str | None, then: tuple[str, ...], verbose: bool
+) -> None:
     """Say which failures the topology survives: single ones, combined, one after another, or named.
 
     Events are named as the scenarios: `lose r1-db1` (or `r1-db1`), `lose region r3` (or `r3`),

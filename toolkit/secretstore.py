@@ -37,18 +37,12 @@ SPECS = (
         "MariaDB administrator kgt_admin (checks, lab bootstrap)",
     ),
     SecretSpec("sst_password", "galera", "mariabackup SST user kgt_sst"),
-    SecretSpec(
-        "health_password", "galera", "user kgt_health of the health endpoint and probes"
-    ),
+    SecretSpec("health_password", "galera", "user kgt_health of the health endpoint and probes"),
     SecretSpec("verify_password", "galera", "user kgt_verify of `kgt check verify`"),
     SecretSpec("keystone_db_password", "keystone", "database user keystone"),
     SecretSpec("keystone_admin_password", "keystone", "Keystone bootstrap user admin"),
-    SecretSpec(
-        "haproxy_stats_password", "haproxy", "HAProxy HTTP stats listener user kgt"
-    ),
-    SecretSpec(
-        "keepalived_password", "keepalived", "VRRP authentication between proxies"
-    ),
+    SecretSpec("haproxy_stats_password", "haproxy", "HAProxy HTTP stats listener user kgt"),
+    SecretSpec("keepalived_password", "keepalived", "VRRP authentication between proxies"),
 )
 
 
@@ -64,11 +58,7 @@ def required(topology: Topology) -> list[SecretSpec]:
 
 def _generate(name: str) -> str:
     # keepalived's PASS authentication uses only the first 8 characters.
-    return (
-        random_source.token_hex(4)
-        if name == "keepalived_password"
-        else random_source.token_urlsafe(24)
-    )
+    return random_source.token_hex(4) if name == "keepalived_password" else random_source.token_urlsafe(24)
 
 
 @dataclass(frozen=True)
@@ -82,9 +72,7 @@ class Secrets:
         try:
             return self.values[name]
         except KeyError:
-            raise SecretsError(
-                f"{self.path}: missing secret '{name}' (run `kgt secrets init` to add it)"
-            ) from None
+            raise SecretsError(f"{self.path}: missing secret '{name}' (run `kgt secrets init` to add it)") from None
 
     def mask(self, text: str) -> str:
         """`text` with every secret value replaced by `********`."""
@@ -99,25 +87,17 @@ def read(path: Path) -> Secrets:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SecretsError(
-            f"{path}: secrets file not found (run `kgt secrets init TOPOLOGY --file {path}`)"
-        ) from None
+        raise SecretsError(f"{path}: secrets file not found (run `kgt secrets init TOPOLOGY --file {path}`)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise SecretsError(f"{path}{line}: invalid YAML in secrets file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SecretsError(
-            f"{path}: cannot read secrets file: {exc.__class__.__name__}"
-        ) from None
+        raise SecretsError(f"{path}: cannot read secrets file: {exc.__class__.__name__}") from None
     if data is None:
         data = {}
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise SecretsError(
-            f"{path}: a secrets file is a mapping of names to text values"
-        )
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise SecretsError(f"{path}: a secrets file is a mapping of names to text values")
     for name, value in data.items():
         if value and not SAFE_VALUE.fullmatch(value):
             raise SecretsError(
@@ -142,9 +122,7 @@ def for_topology(topology: Topology, path: Path | None = None) -> Secrets:
     if not path.exists() and topology.secrets_create:
         init(topology, path)
     loaded = read(path)
-    missing = [
-        spec.name for spec in required(topology) if not loaded.values.get(spec.name)
-    ]
+    missing = [spec.name for spec in required(topology) if not loaded.values.get(spec.name)]
     if missing:
         raise SecretsError(
             f"{path}: missing secret{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
@@ -183,7 +161,5 @@ def rotate(path: Path, name: str) -> None:
     """Replace one secret's value."""
     current = read(path)
     if name not in current.values and name not in {s.name for s in SPECS}:
-        raise SecretsError(
-            f"{path}: unknown secret '{name}' (known: {', '.join(s.name for s in SPECS)})"
-        )
+        raise SecretsError(f"{path}: unknown secret '{name}' (known: {', '.join(s.name for s in SPECS)})")
     write(path, {**current.values, name: _generate(name)})

@@ -18,8 +18,13 @@ JOINING = 1
 DONOR_DESYNCED = 2
 JOINED = 3
 SYNCED = 4
-STATE_NAMES = {UNDEFINED: "Undefined", JOINING: "Joining", DONOR_DESYNCED: "Donor/Desynced", JOINED: "Joined",
-               SYNCED: "Synced"}
+STATE_NAMES = {
+    UNDEFINED: "Undefined",
+    JOINING: "Joining",
+    DONOR_DESYNCED: "Donor/Desynced",
+    JOINED: "Joined",
+    SYNCED: "Synced",
+}
 
 _N = TypeVar("_N", int, float)
 _TRUE = frozenset({"ON", "1", "TRUE", "YES"})

@@ -45,8 +45,7 @@ def test_quorum_sees_r3_galera_host_isolated_then_healed(lab: Lab) -> None:
     try:
         network.cut(topology, "r3", only=["r3-db1"])  # iptables inside r3-db1's container only
         data = wait_quorum(lab, 1, 30, read_only="r3")
-        assert {r["name"]: r["state"] for r in data["regions"]} == {"r1": "primary", "r2": "primary",
-                                                                    "r3": "read-only"}
+        assert {r["name"]: r["state"] for r in data["regions"]} == {"r1": "primary", "r2": "primary", "r3": "read-only"}
         nodes = {n["host"]: n["cluster_status"] for n in data["nodes"]}
         assert nodes == {"r1-db1": "Primary", "r2-db1": "Primary", "r3-db1": "non-Primary"}
     finally:
@@ -84,8 +83,11 @@ def test_verify_over_a_50ms_wan_commits_no_faster_than_the_rtt(lab: Lab) -> None
     try:
         # Every region's increment also locks the shared row: over a WAN the nearest client
         # wins every race at full speed, so pace the loop to let each region commit.
-        done = client.run("kgt check verify /etc/kgt/topology.yaml --secrets /tmp/kgt-secrets.yaml "
-                          "--duration 20s --interval 1s --through vip --format json", timeout=240)
+        done = client.run(
+            "kgt check verify /etc/kgt/topology.yaml --secrets /tmp/kgt-secrets.yaml "
+            "--duration 20s --interval 1s --through vip --format json",
+            timeout=240,
+        )
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0
         client.run("rm -f /tmp/kgt-secrets.yaml")
@@ -104,8 +106,24 @@ def test_verify_over_a_50ms_wan_commits_no_faster_than_the_rtt(lab: Lab) -> None
 def test_verify_while_r3_is_isolated_for_part_of_the_window(lab: Lab, tmp_path: Path) -> None:
     topology = lab.topology
     history = tmp_path / "history.jsonl"
-    args = [sys.executable, "-m", "toolkit.cli", "check", "verify", str(lab.topology_path), "--duration", "35s",
-            "--through", "vip", "--history", str(history), "--format", "json", "--settle", "30s"]
+    args = [
+        sys.executable,
+        "-m",
+        "toolkit.cli",
+        "check",
+        "verify",
+        str(lab.topology_path),
+        "--duration",
+        "35s",
+        "--through",
+        "vip",
+        "--history",
+        str(history),
+        "--format",
+        "json",
+        "--settle",
+        "30s",
+    ]
     run = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(6)

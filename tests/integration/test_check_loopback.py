@@ -32,8 +32,14 @@ pytestmark = pytest.mark.integration
 def kgt(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run `python3 -m toolkit.cli check …`; return the process and its wall time."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "toolkit.cli", "check", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     return done, time.monotonic() - started
 
@@ -43,14 +49,16 @@ def quorum_json(cluster: LoopbackCluster) -> tuple[int, dict[str, Any]]:
     return done.returncode, json.loads(done.stdout)
 
 
-def wait_quorum(cluster: LoopbackCluster, code: int, timeout: float = 30.0, read_only: str | None = None
-                ) -> dict[str, Any]:
+def wait_quorum(
+    cluster: LoopbackCluster, code: int, timeout: float = 30.0, read_only: str | None = None
+) -> dict[str, Any]:
     """Poll `kgt check quorum` until it exits `code` (and region `read_only` is read-only)."""
     deadline = time.monotonic() + timeout
     while True:
         rc, data = quorum_json(cluster)
-        done = rc == code and (read_only is None or {r["name"]: r["state"] for r in data["regions"]}.get(read_only)
-                               == "read-only")
+        done = rc == code and (
+            read_only is None or {r["name"]: r["state"] for r in data["regions"]}.get(read_only) == "read-only"
+        )
         if done or time.monotonic() > deadline:
             assert done, f"quorum exit {rc}, wanted {code}: {data['summary']}"
             return data
@@ -92,8 +100,18 @@ def test_isolated_region_is_warning_then_heals(loopback_cluster: LoopbackCluster
 
 def test_verify_clean_run(loopback_cluster: LoopbackCluster, tmp_path: Path) -> None:
     history = tmp_path / "history.jsonl"
-    done, seconds = kgt("verify", str(loopback_cluster.topology_path), "--duration", "10s", "--through", "nodes",
-                        "--history", str(history), "--format", "json")
+    done, seconds = kgt(
+        "verify",
+        str(loopback_cluster.topology_path),
+        "--duration",
+        "10s",
+        "--through",
+        "nodes",
+        "--history",
+        str(history),
+        "--format",
+        "json",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert data["verdict"] == "valid" and data["lost"] == 0 and data["anomalies"] == []
@@ -117,8 +135,24 @@ def test_verify_clean_run(loopback_cluster: LoopbackCluster, tmp_path: Path) -> 
 def test_verify_through_a_partition(loopback_cluster: LoopbackCluster, tmp_path: Path) -> None:
     cluster = loopback_cluster
     history = tmp_path / "history.jsonl"
-    args = [sys.executable, "-m", "toolkit.cli", "check", "verify", str(cluster.topology_path), "--duration", "30s",
-            "--through", "nodes", "--history", str(history), "--format", "json", "--settle", "20s"]
+    args = [
+        sys.executable,
+        "-m",
+        "toolkit.cli",
+        "check",
+        "verify",
+        str(cluster.topology_path),
+        "--duration",
+        "30s",
+        "--through",
+        "nodes",
+        "--history",
+        str(history),
+        "--format",
+        "json",
+        "--settle",
+        "20s",
+    ]
     run = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(4)
@@ -145,9 +179,11 @@ def test_verify_through_a_partition(loopback_cluster: LoopbackCluster, tmp_path:
 
 def unreachable_topology(tmp_path: Path) -> Path:
     path = tmp_path / "unreachable.yaml"
-    path.write_text("name: kgt-gone\ndomain: kgt.test\nsecrets: {file: s.yaml, create: true}\nregions:\n"
-                    "  - name: r9\n    subnet: 127.0.9.0/24\n"
-                    "    hosts: [{name: r9-db1, address: 127.0.9.9, roles: [galera]}]\n")
+    path.write_text(
+        "name: kgt-gone\ndomain: kgt.test\nsecrets: {file: s.yaml, create: true}\nregions:\n"
+        "  - name: r9\n    subnet: 127.0.9.0/24\n"
+        "    hosts: [{name: r9-db1, address: 127.0.9.9, roles: [galera]}]\n"
+    )
     from toolkit import secretstore
     from toolkit.topology import load
 
@@ -182,8 +218,12 @@ def test_blackholed_host_times_out_within_the_deadline(loopback_cluster: Loopbac
 
 def test_wrong_credentials_are_unknown_in_one_line(loopback_cluster: LoopbackCluster, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text("".join(f"{name}: not-the-password\n" for name in
-                             ("admin_password", "sst_password", "health_password", "verify_password")))
+    wrong.write_text(
+        "".join(
+            f"{name}: not-the-password\n"
+            for name in ("admin_password", "sst_password", "health_password", "verify_password")
+        )
+    )
     wrong.chmod(0o600)
     topology = str(loopback_cluster.topology_path)
     done, seconds = kgt("quorum", topology, "--secrets", str(wrong))
@@ -224,19 +264,36 @@ def test_verify_cleanup_keeps_the_user_another_schema_still_uses(loopback_cluste
         grants = loopback_cluster.sql("r3-db1", "SHOW GRANTS FOR 'kgt_verify'@'%';")
         assert "ON `kgt_other`.*" in grants and "ON `kgt_verify`.*" not in grants, grants
     finally:
-        done, _ = kgt("verify", topology, "--iterations", "0", "--through", "nodes", "--schema", "kgt_other",
-                      "--cleanup")
+        done, _ = kgt(
+            "verify", topology, "--iterations", "0", "--through", "nodes", "--schema", "kgt_other", "--cleanup"
+        )
     assert done.returncode == 0 and "dropped user kgt_verify" in done.stdout, done.stdout + done.stderr
     assert loopback_cluster.sql("r1-db1", users).strip() == "0"
 
 
-def test_verify_lockstep_runs_the_seed_loop_without_racing_itself(loopback_cluster: LoopbackCluster,
-                                                                   tmp_path: Path) -> None:
+def test_verify_lockstep_runs_the_seed_loop_without_racing_itself(
+    loopback_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
     topology = str(loopback_cluster.topology_path)
     history = tmp_path / "lockstep.jsonl"
     iterations = 20  # enough that a stale locking read (sync_wait=0) loses a race in most runs
-    done, _ = kgt("verify", topology, "--mode", "lockstep", "--iterations", str(iterations), "--through", "nodes",
-                  "--schema", "kgt_lockstep", "--history", str(history), "--format", "json", "--cleanup")
+    done, _ = kgt(
+        "verify",
+        topology,
+        "--mode",
+        "lockstep",
+        "--iterations",
+        str(iterations),
+        "--through",
+        "nodes",
+        "--schema",
+        "kgt_lockstep",
+        "--history",
+        str(history),
+        "--format",
+        "json",
+        "--cleanup",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert (data["mode"], data["verdict"], data["lost"]) == ("lockstep", "valid", 0)
@@ -246,5 +303,6 @@ def test_verify_lockstep_runs_the_seed_loop_without_racing_itself(loopback_clust
         assert stats["commit_latency"]["n"] == iterations
     ops = [json.loads(line) for line in history.read_text().splitlines()]
     loop = [o for o in ops if o["process"] in data["regions"]]
-    assert all(a["type"] == "invoke" and b["index"] == a["index"] + 1 for a, b in zip(loop[0::2], loop[1::2],
-                                                                                         strict=True))
+    assert all(
+        a["type"] == "invoke" and b["index"] == a["index"] + 1 for a, b in zip(loop[0::2], loop[1::2], strict=True)
+    )

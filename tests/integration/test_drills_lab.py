@@ -40,9 +40,25 @@ Run = subprocess.CompletedProcess[str]
 
 
 def drill(lab: Lab, name: str, report: Path, *args: str, timeout: float = 300) -> tuple[Run, dict[str, Any]]:
-    done = subprocess.run([sys.executable, "-m", "toolkit.cli", "drill", name, *args, "--lab-dir", str(lab.lab_dir),
-                           "--report", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "drill",
+            name,
+            *args,
+            "--lab-dir",
+            str(lab.lab_dir),
+            "--report",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     sys.stderr.write(done.stdout[-3000:] + done.stderr[-2000:])
     data = json.loads((report / "report.json").read_text()) if (report / "report.json").exists() else {}
     return done, data
@@ -65,11 +81,15 @@ def detection_bound(lab: Lab, region: str) -> float:
 
 def test_region_partition_minority_rejects_writes_majority_goes_on(lab: Lab, tmp_path: Path) -> None:
     # The default fault window (longer than SHORT's): r3 is watched serving read-only.
-    done, data = drill(lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s", "--fault-at", "8s",
-                       timeout=420)
+    done, data = drill(
+        lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s", "--fault-at", "8s", timeout=420
+    )
     assert_passed(done, data)
-    assert data["prediction"]["nodes"] == data["observed"]["nodes"] == {
-        "r1-db1": "Primary", "r2-db1": "Primary", "r3-db1": "non-Primary"}
+    assert (
+        data["prediction"]["nodes"]
+        == data["observed"]["nodes"]
+        == {"r1-db1": "Primary", "r2-db1": "Primary", "r3-db1": "non-Primary"}
+    )
     regions = data["measurements"]["regions"]
     assert regions["r3"]["writes"]["availability"] < 0.5
     assert regions["r3"]["dirty_reads"]["availability"] > 0.9  # wsrep_dirty_reads=ON: the minority still reads
@@ -95,8 +115,9 @@ def test_region_partition_at_a_50ms_wan_passes_at_that_rtt_and_keeps_the_delay(l
 
     assert lab.kgt("lab", "wan", "--rtt", "50ms").returncode == 0
     try:
-        done, data = drill(lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s",
-                           "--fault-at", "8s", timeout=420)
+        done, data = drill(
+            lab, "region-partition", tmp_path, "--region", "r3", "--duration", "32s", "--fault-at", "8s", timeout=420
+        )
         assert_passed(done, data)
         assert data["bounds"]["rtt"] == 0.05
         assert data["bounds"]["slack"] == pytest.approx(1.0 + 5 * 0.05)
@@ -106,10 +127,13 @@ def test_region_partition_at_a_50ms_wan_passes_at_that_rtt_and_keeps_the_delay(l
         regions = data["measurements"]["regions"]
         for region in ("r1", "r2"):
             assert regions[region]["writes"]["max_gap"] <= data["bounds"]["write_gap"][region]
-        sys.stderr.write("region-partition r3 at 50 ms RTT: detect " + json.dumps(data["measurements"]["detect"])
-                         + f"; writes gap r1 {regions['r1']['writes']['max_gap']}s, r2 "
-                         f"{regions['r2']['writes']['max_gap']}s; r3 read-only from "
-                         f"{regions['r3']['read_only']['since']}s\n")
+        sys.stderr.write(
+            "region-partition r3 at 50 ms RTT: detect "
+            + json.dumps(data["measurements"]["detect"])
+            + f"; writes gap r1 {regions['r1']['writes']['max_gap']}s, r2 "
+            f"{regions['r2']['writes']['max_gap']}s; r3 read-only from "
+            f"{regions['r3']['read_only']['since']}s\n"
+        )
         # The drill healed its cut and left the lab's WAN as it found it: 50 ms between regions.
         setting = network.setting()
         assert setting is not None and setting.rtt == 0.05
@@ -148,8 +172,15 @@ def test_wan_degrade_every_region_goes_on_and_commits_pay_the_round_trip(lab: La
     timeline = data["timeline"]
     start, end = timeline["fault_injected"] + 0.5, timeline["heal_at"]
     ops = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    commits = sorted(o["latency"] for o in ops if o["f"] == "incr" and o["type"] == "ok" and o["latency"] is not None
-                     and start <= o["time"] - o["latency"] and o["time"] <= end)
+    commits = sorted(
+        o["latency"]
+        for o in ops
+        if o["f"] == "incr"
+        and o["type"] == "ok"
+        and o["latency"] is not None
+        and start <= o["time"] - o["latency"]
+        and o["time"] <= end
+    )
     assert commits, "no increment acknowledged while the WAN was degraded"
     assert commits[len(commits) // 2] >= 0.2 * 0.9, f"commit p50 {commits[len(commits) // 2]:.3f}s under the 200 ms RTT"
 
@@ -181,8 +212,10 @@ def test_proxy_loss_moves_the_vip_within_3s(lab: Lab, tmp_path: Path) -> None:
     fault = datetime.fromisoformat(t["fault_wall"]) + timedelta(seconds=t["fault_injected"] - t["fault_at"])
     assert seen, f"{vip.address} never appeared on {other}"
     moved = max(0.0, (seen[0] - fault).total_seconds())
-    sys.stderr.write(f"proxy-loss r2: VIP on {other} {moved:.2f}s after the fault (drill: "
-                     f"{data['measurements']['vip_move']['seconds']:.2f}s)\n")
+    sys.stderr.write(
+        f"proxy-loss r2: VIP on {other} {moved:.2f}s after the fault (drill: "
+        f"{data['measurements']['vip_move']['seconds']:.2f}s)\n"
+    )
     assert moved <= 3.0
     assert data["measurements"]["vip_move"]["to"] == other
     assert data["measurements"]["vip_move"]["seconds"] <= 3.0
@@ -194,8 +227,11 @@ def test_node_loss_rejoins_by_ist_not_sst(lab: Lab, tmp_path: Path) -> None:
     done, data = drill(lab, "node-loss", tmp_path, "--host", "r3-db1", *SHORT)
     assert_passed(done, data)
     assert data["measurements"]["heal"]["rejoin"]["r3-db1"]["method"] == "IST"
-    log = lab.host("r3-db1").run("awk '/^== start /{buf=\"\"} {buf=buf $0 \"\\n\"} END{printf \"%s\", buf}' "
-                                 "/var/log/kgt/mariadb.log").stdout
+    log = (
+        lab.host("r3-db1")
+        .run('awk \'/^== start /{buf=""} {buf=buf $0 "\\n"} END{printf "%s", buf}\' /var/log/kgt/mariadb.log')
+        .stdout
+    )
     assert "IST completed on joiner" in log or "IST received" in log
     assert "SST completed on joiner" not in log
     assert "00000000-0000-0000-0000-000000000000 f: 0" not in log
@@ -210,8 +246,8 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     pos, idat, width = 8, b"", 0
     height = depth = colour = 0
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack(">IIBB", body[:10])
         elif kind == b"IDAT":
@@ -225,7 +261,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     prev = bytearray(stride)
     for y in range(height):
         f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
@@ -252,17 +288,33 @@ def test_html_report_renders_its_timeline_in_headless_chromium(lab: Lab, tmp_pat
             pytest.fail("chromium is missing: apt-get install chromium")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     report = tmp_path / "report"
-    done, data = drill(lab, "wan-degrade", report, "--rtt", "200ms", "--duration", "20s", "--fault-at", "4s",
-                       "--heal-after", "8s")
+    done, data = drill(
+        lab, "wan-degrade", report, "--rtt", "200ms", "--duration", "20s", "--fault-at", "4s", "--heal-after", "8s"
+    )
     assert_passed(done, data)
     page = (report / "report.html").read_text()
     assert '<svg xmlns="http://www.w3.org/2000/svg" id="timeline"' in page
     assert 'class="fault-window"' in page and page.count('class="bin"') > 50
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run",
-                    f"--user-data-dir={tmp_path / 'chromium'}", f"--screenshot={shot}", "--window-size=1400,1000",
-                    (report / "report.html").as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            f"--screenshot={shot}",
+            "--window-size=1400,1000",
+            (report / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.exists(), "chromium wrote no screenshot"
     width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (1400, 1000)
@@ -284,10 +336,31 @@ def test_html_report_renders_its_timeline_in_headless_chromium(lab: Lab, tmp_pat
 
 
 def test_sigint_during_the_fault_heals_the_lab(lab: Lab, tmp_path: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "drill", "region-partition", "--region", "r2",
-                                "--lab-dir", str(lab.lab_dir), "--report", str(tmp_path), "--duration", "60s",
-                                "--fault-at", "5s", "--heal-after", "40s"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolkit.cli",
+            "drill",
+            "region-partition",
+            "--region",
+            "r2",
+            "--lab-dir",
+            str(lab.lab_dir),
+            "--report",
+            str(tmp_path),
+            "--duration",
+            "60s",
+            "--fault-at",
+            "5s",
+            "--heal-after",
+            "40s",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     history = tmp_path / "history.jsonl"
     try:
         deadline = time.monotonic() + 90
@@ -315,8 +388,12 @@ def test_sigint_during_the_fault_heals_the_lab(lab: Lab, tmp_path: Path) -> None
     deadline = time.monotonic() + 40
     while True:
         status = {n.name: services.galera_status(lab.host(n.name)) for n in lab.topology.galera_nodes}
-        whole = all(s.get("wsrep_cluster_status") == "Primary" and s.get("wsrep_cluster_size") == "3"
-                    and s.get("wsrep_local_state_comment") == "Synced" for s in status.values())
+        whole = all(
+            s.get("wsrep_cluster_status") == "Primary"
+            and s.get("wsrep_cluster_size") == "3"
+            and s.get("wsrep_local_state_comment") == "Synced"
+            for s in status.values()
+        )
         if whole or time.monotonic() > deadline:
             break
         time.sleep(1)

@@ -272,8 +272,7 @@ def start_arbitrator(argv: list[str], node: GaleraNode, attempts: int = 5) -> su
     """
     for _ in range(attempts):
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda p=proc: p.poll() is not None or node.status("wsrep_cluster_size") == "2", 20,
-                   "garbd joined")
+        wait_until(lambda p=proc: p.poll() is not None or node.status("wsrep_cluster_size") == "2", 20, "garbd joined")
         if proc.poll() is None:
             # Joining, garbd takes a (trivial) state transfer: the node is Donor/Desynced until it ends.
             wait_until(lambda: node.status("wsrep_local_state_comment") == "Synced", 20, "node Synced again")

@@ -13,8 +13,10 @@ from toolkit.lab import services
 
 pytestmark = pytest.mark.integration
 
-STATUS = re.compile(r"^KGT (?P<probe>[A-Z]+) (?P<state>OK|WARNING|CRITICAL|UNKNOWN) - (?P<text>[^|]*?)"
-                    r"(?: \| (?P<perf>.*))?$")
+STATUS = re.compile(
+    r"^KGT (?P<probe>[A-Z]+) (?P<state>OK|WARNING|CRITICAL|UNKNOWN) - (?P<text>[^|]*?)"
+    r"(?: \| (?P<perf>.*))?$"
+)
 PERF = re.compile(r"^('[^']+'|[^'= ]+)=-?[0-9.]+[a-zA-Z%]*(;[-0-9.:~@]*){0,4}$")
 CODES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
@@ -82,8 +84,13 @@ def test_galera_host_forced_unhealthy_makes_haproxy_warn_naming_the_serving_regi
     r1 = lab.host("r1-db1")
     r1.run("touch /etc/kgt/maintenance")
     try:
-        line = until(lab, "WARNING", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 15,
-                     lambda text: "galera-write" in text)
+        line = until(
+            lab,
+            "WARNING",
+            ("haproxy", "--topology", t, "--proxy", "r1-proxy1"),
+            15,
+            lambda text: "galera-write" in text,
+        )
         assert "served by region r2" in line
     finally:
         r1.run("rm -f /etc/kgt/maintenance")
@@ -95,8 +102,9 @@ def test_keystone_stopped_in_r1_warns_on_haproxy_and_keystone_stays_ok(lab: Lab)
     host = lab.topology.host("r1-db1")
     services.stop_keystone(lab.host(host.name))
     try:
-        line = until(lab, "WARNING", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 15,
-                     lambda text: "keystone" in text)
+        line = until(
+            lab, "WARNING", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 15, lambda text: "keystone" in text
+        )
         assert "keystone-api of r1 served by region" in line
         code, _, line = probe(lab, "keystone", "--topology", t, "--issue-region", "r1")
         assert code == 0, line

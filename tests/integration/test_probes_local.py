@@ -29,17 +29,28 @@ from tests.support.loopback_galera import LoopbackCluster, running, skip_reason
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-STATUS = re.compile(r"^KGT (?P<probe>[A-Z-]+) (?P<state>OK|WARNING|CRITICAL|UNKNOWN)"
-                    r"(?: - (?P<text>[^|\n]*?))?(?: \| (?P<perf>[^|\n]*))?$")
-PERF = re.compile(r"^(?:'[^'=]+'|[^'=\s]+)=-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:s|ms|us|%|B|KB|MB|TB|c)?"
-                  r"(?:;[^;\s]*){0,4}$")
+STATUS = re.compile(
+    r"^KGT (?P<probe>[A-Z-]+) (?P<state>OK|WARNING|CRITICAL|UNKNOWN)"
+    r"(?: - (?P<text>[^|\n]*?))?(?: \| (?P<perf>[^|\n]*))?$"
+)
+PERF = re.compile(
+    r"^(?:'[^'=]+'|[^'=\s]+)=-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?:s|ms|us|%|B|KB|MB|TB|c)?"
+    r"(?:;[^;\s]*){0,4}$"
+)
 EXIT = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
 
 def probe(*args: str, timeout: float = 60) -> dict[str, Any]:
     """Run `kgt probe ARGS`; check the plugin format; return state, text, perfdata values."""
-    done = subprocess.run([sys.executable, "-m", "toolkit.cli", "probe", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "probe", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=timeout,
+        check=False,
+    )
     first = done.stdout.split("\n", 1)[0]
     match = STATUS.match(first)
     assert match, f"not a plugin line: {done.stdout!r} {done.stderr!r}"
@@ -60,8 +71,7 @@ def loopback_cluster() -> Iterator[LoopbackCluster]:
     # Not pytest's tmp_path: mariadbd runs as mysql and must traverse the work directory.
     # About 400 MB of data directories: removed afterwards unless KGT_KEEP_LOOPBACK=1.
     workdir = Path(tempfile.mkdtemp(prefix="kgt-probes-loopback-"))
-    cluster = LoopbackCluster(workdir,
-                              prefix=os.environ.get("KGT_PROBES_LOOPBACK_PREFIX", "127.4"), name="kgt-probes")
+    cluster = LoopbackCluster(workdir, prefix=os.environ.get("KGT_PROBES_LOOPBACK_PREFIX", "127.4"), name="kgt-probes")
     try:
         with running(cluster):
             yield cluster
@@ -89,8 +99,19 @@ def test_galera_plain_arguments(loopback_cluster: LoopbackCluster, tmp_path: Pat
     secret = loopback_cluster.secrets()["health_password"]
     (tmp_path / "pw").write_text(secret + "\n")
     node = loopback_cluster.nodes["r2-db1"]
-    out = probe("galera", "-H", node.address, "-P", str(node.port), "--password-file", str(tmp_path / "pw"),
-                "-w", "3:", "-c", "2:")
+    out = probe(
+        "galera",
+        "-H",
+        node.address,
+        "-P",
+        str(node.port),
+        "--password-file",
+        str(tmp_path / "pw"),
+        "-w",
+        "3:",
+        "-c",
+        "2:",
+    )
     assert out["state"] == "OK", out["line"]
     assert out["text"].startswith(f"{node.address} Primary, Synced")
 
@@ -125,8 +146,7 @@ def test_r3_isolated(loopback_cluster: LoopbackCluster) -> None:
     try:
         cluster.isolate("r3")
         cluster.wait_for("r3-db1 non-Primary", lambda: cluster.cluster_status("r3-db1") == "non-Primary", 120)
-        cluster.wait_for("r1-db1 sees 2 nodes", lambda: cluster.status("r1-db1").get("wsrep_cluster_size") == "2",
-                         120)
+        cluster.wait_for("r1-db1 sees 2 nodes", lambda: cluster.status("r1-db1").get("wsrep_cluster_size") == "2", 120)
 
         r3 = probe("galera", *topo(cluster), "--node", "r3-db1")
         assert r3["state"] == "CRITICAL", r3["line"]
@@ -155,4 +175,3 @@ def test_r3_isolated(loopback_cluster: LoopbackCluster) -> None:
 
     healed = probe("cluster", *topo(cluster))
     assert healed["state"] == "OK", healed["line"]
-

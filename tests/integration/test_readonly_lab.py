@@ -27,13 +27,28 @@ pytestmark = pytest.mark.integration
 REGION = "r3"
 SCHEMA = "kgt_readonly_test"
 WATCH = 15.0  # seconds of the client loop counted (after the 5 s grace), before the heal
-WRITES = ("Com_insert", "Com_update", "Com_delete", "Com_replace", "Com_insert_select", "Com_update_multi",
-          "Com_delete_multi")
+WRITES = (
+    "Com_insert",
+    "Com_update",
+    "Com_delete",
+    "Com_replace",
+    "Com_insert_select",
+    "Com_update_multi",
+    "Com_delete_multi",
+)
 
 
 def connect(lab: Lab, address: str, port: int = 3306) -> Any:
-    return pymysql.connect(host=address, port=port, user="kgt_admin", password=lab.secrets["admin_password"],
-                           connect_timeout=2, read_timeout=3, write_timeout=3, autocommit=True)
+    return pymysql.connect(
+        host=address,
+        port=port,
+        user="kgt_admin",
+        password=lab.secrets["admin_password"],
+        connect_timeout=2,
+        read_timeout=3,
+        write_timeout=3,
+        autocommit=True,
+    )
 
 
 def write_through(lab: Lab, vip: str) -> str:
@@ -58,16 +73,20 @@ def token_round(lab: Lab, endpoint: Any, credentials: Credentials) -> str | None
         if status != 201:
             return f"issue HTTP {status}: {body[:120]!r}"
         token = headers["x-subject-token"]
-        status, _, body = _http(endpoint, "GET", "/v3/auth/tokens?nocatalog", None,
-                                {"X-Auth-Token": token, "X-Subject-Token": token}, 3.0)
+        status, _, body = _http(
+            endpoint, "GET", "/v3/auth/tokens?nocatalog", None, {"X-Auth-Token": token, "X-Subject-Token": token}, 3.0
+        )
         return None if status == 200 else f"validate HTTP {status}: {body[:120]!r}"
     except (OSError, Sent) as exc:
         return f"{exc.__class__.__name__}: {exc}"
 
 
 def write_counters(lab: Lab, node: str) -> dict[str, int]:
-    out = lab.host(node).sql("SHOW GLOBAL STATUS WHERE Variable_name IN ("
-                             + ", ".join(f"'{v}'" for v in WRITES) + ")").stdout
+    out = (
+        lab.host(node)
+        .sql("SHOW GLOBAL STATUS WHERE Variable_name IN (" + ", ".join(f"'{v}'" for v in WRITES) + ")")
+        .stdout
+    )
     return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
 
 
@@ -102,13 +121,22 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
 
     assert lab.kgt("lab", "wan", "--cut", REGION).returncode == 0
     try:
-        wait(lambda: services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary", 40,
-             f"{node.name} non-Primary")
-        marked = wait(lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}") == "DOWN"
-                                  for p in proxies), 30, "HAProxy marks r3's writer down")
+        wait(
+            lambda: services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary",
+            40,
+            f"{node.name} non-Primary",
+        )
+        marked = wait(
+            lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}") == "DOWN" for p in proxies),
+            30,
+            "HAProxy marks r3's writer down",
+        )
         # The write listener now serves read-only through r3's own node (its fallback).
-        served = wait(lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}-readonly") == "UP"
-                                  for p in proxies), 10, "the read-only fallback up")
+        served = wait(
+            lambda: all(haproxy_servers(p, stats).get(f"galera-write/{node.name}-readonly") == "UP" for p in proxies),
+            10,
+            "the read-only fallback up",
+        )
         assert served - marked < 2.0
         with pytest.raises(pymysql.err.OperationalError) as refused:
             write_through(lab, vip)
@@ -132,8 +160,9 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     healed = time.monotonic()
     failures = [r for r in results if r is not None]
     ok = len(results) - len(failures)
-    sys.stderr.write(f"read-only {REGION}: {ok}/{len(results)} tokens issued and validated; "
-                     f"write counters {before} → {after}\n")
+    sys.stderr.write(
+        f"read-only {REGION}: {ok}/{len(results)} tokens issued and validated; write counters {before} → {after}\n"
+    )
     assert len(results) >= 40
     assert ok / len(results) >= 0.95, failures[:5]
     # Keystone's token path (password authentication, issue, validation) wrote nothing.
@@ -142,7 +171,9 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     # After the heal r3's node rejoins, then HAProxy's write listener goes back to it within its bound.
     synced = wait(lambda: services.is_synced(lab.host(node.name)), 60, f"{node.name} Synced")
     back = wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node again")
-    sys.stderr.write(f"heal: {node.name} Synced after {synced - healed:.1f}s, writes through it after "
-                     f"{back - healed:.1f}s (HAProxy bound {bound:g}s)\n")
+    sys.stderr.write(
+        f"heal: {node.name} Synced after {synced - healed:.1f}s, writes through it after "
+        f"{back - healed:.1f}s (HAProxy bound {bound:g}s)\n"
+    )
     assert back - synced <= bound + 1.0  # HAProxy's part: rise checks once the node passes /write
     assert back - healed <= bound + 2 * SLACK  # the whole return, Galera's merge and IST included

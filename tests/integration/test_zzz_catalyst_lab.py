@@ -30,12 +30,33 @@ def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_r
     lab_dir = tmp_path / "lab"
     report = tmp_path / "report"
     try:
-        up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(tmp_path / "catalyst-lab.secrets.yaml"),
-                 "--lab-dir", str(lab_dir), timeout=1200)
+        up = kgt(
+            "lab",
+            "up",
+            str(TOPOLOGY),
+            "--secrets",
+            str(tmp_path / "catalyst-lab.secrets.yaml"),
+            "--lab-dir",
+            str(lab_dir),
+            timeout=1200,
+        )
         sys.stderr.write(up.stdout[-3000:])
         assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
-        done = kgt("drill", "region-partition", "--region", CUT, "--lab-dir", str(lab_dir), "--report", str(report),
-                   "--duration", "32s", "--fault-at", "8s", timeout=600)
+        done = kgt(
+            "drill",
+            "region-partition",
+            "--region",
+            CUT,
+            "--lab-dir",
+            str(lab_dir),
+            "--report",
+            str(report),
+            "--duration",
+            "32s",
+            "--fault-at",
+            "8s",
+            timeout=600,
+        )
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
         data = json.loads((report / "report.json").read_text())
         failed = [e for e in data["expectations"] if e["ok"] is not True]

@@ -32,8 +32,23 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
     try:
         up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(secrets), "--lab-dir", str(lab_dir), timeout=900)
         assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
-        done = kgt("drill", "region-partition", "--region", "r2", "--lab-dir", str(lab_dir), "--report",
-                   str(report), "--duration", "32s", "--fault-at", "8s", "--heal-after", "14s", timeout=400)
+        done = kgt(
+            "drill",
+            "region-partition",
+            "--region",
+            "r2",
+            "--lab-dir",
+            str(lab_dir),
+            "--report",
+            str(report),
+            "--duration",
+            "32s",
+            "--fault-at",
+            "8s",
+            "--heal-after",
+            "14s",
+            timeout=400,
+        )
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
         data = json.loads((report / "report.json").read_text())
         failed = [e for e in data["expectations"] if e["ok"] is not True]
@@ -41,14 +56,18 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
         line = done.stdout.strip().splitlines()[-1]
         assert line.startswith("PASS: ") and "NO PRIMARY" in line and "topology flagged" in line
         assert data["prediction"]["survives"] is False
-        assert data["prediction"]["nodes"] == data["observed"]["nodes"] == {
-            "r1-db1": "non-Primary", "r2-db1": "non-Primary"}
+        assert (
+            data["prediction"]["nodes"]
+            == data["observed"]["nodes"]
+            == {"r1-db1": "non-Primary", "r2-db1": "non-Primary"}
+        )
         assert data["topology"]["flagged"] is True
         assert any("garbd" in fix for fix in data["topology"]["fixes"])
         for region in ("r1", "r2"):
             assert data["measurements"]["regions"][region]["writes"]["availability"] < 0.5
-            assert any(e["name"] == "writes rejected" and e["region"] == region and e["ok"]
-                       for e in data["expectations"])
+            assert any(
+                e["name"] == "writes rejected" and e["region"] == region and e["ok"] for e in data["expectations"]
+            )
         assert data["measurements"]["lost_writes"] == 0
     finally:
         if (lab_dir / "lab.json").exists() or project_running(PROJECT):

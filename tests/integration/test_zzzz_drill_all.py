@@ -25,8 +25,21 @@ def test_drill_all_boots_a_fresh_lab_runs_the_standard_set_and_removes_the_lab(t
     exclusive_lab_slot("`drill all` would use it instead of booting a fresh one")
     lab_dir, report = tmp_path / "lab", tmp_path / "all"
     try:
-        done = kgt("drill", "all", "--topology", str(TOPOLOGY), "--lab-dir", str(lab_dir), "--report", str(report),
-                   "--duration", "32s", "--fault-at", "8s", timeout=1500)  # default fault windows
+        done = kgt(
+            "drill",
+            "all",
+            "--topology",
+            str(TOPOLOGY),
+            "--lab-dir",
+            str(lab_dir),
+            "--report",
+            str(report),
+            "--duration",
+            "32s",
+            "--fault-at",
+            "8s",
+            timeout=1500,
+        )  # default fault windows
         sys.stderr.write(done.stdout[-6000:] + done.stderr[-2000:])
         lines = done.stdout.strip().splitlines()
         assert lines[0].startswith(f"booting a fresh lab from {TOPOLOGY}")

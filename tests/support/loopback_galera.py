@@ -228,9 +228,14 @@ class LoopbackCluster:
             home = self.workdir / "nodes" / host.name
             home.mkdir(parents=True, exist_ok=True)
             self.nodes[host.name] = Node(
-                host.name, host.region, str(host.address), host.settings.galera.port,
+                host.name,
+                host.region,
+                str(host.address),
+                host.settings.galera.port,
                 host.settings.galera.gcomm_port,
-                self.rendered / host.name / "etc/mysql/mariadb.conf.d/60-galera.cnf", home)
+                self.rendered / host.name / "etc/mysql/mariadb.conf.d/60-galera.cnf",
+                home,
+            )
 
     # --- processes -----------------------------------------------------------------------
 
@@ -243,7 +248,8 @@ class LoopbackCluster:
                 except OSError as exc:
                     raise LoopbackError(
                         f"{node.address}:{port} is in use ({exc.strerror}): another loopback cluster? "
-                        f"use another prefix (KGT_LOOPBACK_PREFIX=127.1)") from None
+                        f"use another prefix (KGT_LOOPBACK_PREFIX=127.1)"
+                    ) from None
 
     def _install_db(self) -> None:
         """Create one system datadir with mariadb-install-db and copy it to every node."""
@@ -252,9 +258,19 @@ class LoopbackCluster:
             shutil.rmtree(template, ignore_errors=True)
             with (self.workdir / "install-db.log").open("wb") as log:
                 done = subprocess.run(
-                    ["mariadb-install-db", "--no-defaults", f"--user={MYSQL_USER}", f"--datadir={template}",
-                     "--auth-root-authentication-method=socket", "--skip-test-db"],
-                    stdout=log, stderr=subprocess.STDOUT, timeout=180, check=False)
+                    [
+                        "mariadb-install-db",
+                        "--no-defaults",
+                        f"--user={MYSQL_USER}",
+                        f"--datadir={template}",
+                        "--auth-root-authentication-method=socket",
+                        "--skip-test-db",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=180,
+                    check=False,
+                )
             if done.returncode:
                 raise LoopbackError(f"mariadb-install-db failed; see {self.workdir / 'install-db.log'}")
         for node in self.nodes.values():
@@ -269,15 +285,23 @@ class LoopbackCluster:
         if node.running:
             return
         self._check_free(node)
-        args = [MARIADBD, f"--defaults-file={node.cnf}", f"--datadir={node.datadir}", f"--socket={node.socket}",
-                f"--pid-file={node.home / 'mysqld.pid'}", f"--log-error={node.log}", f"--user={MYSQL_USER}",
-                # Small redo log: faster install and SST; irrelevant to what the tests check.
-                "--innodb-log-file-size=16M"]
+        args = [
+            MARIADBD,
+            f"--defaults-file={node.cnf}",
+            f"--datadir={node.datadir}",
+            f"--socket={node.socket}",
+            f"--pid-file={node.home / 'mysqld.pid'}",
+            f"--log-error={node.log}",
+            f"--user={MYSQL_USER}",
+            # Small redo log: faster install and SST; irrelevant to what the tests check.
+            "--innodb-log-file-size=16M",
+        ]
         if new_cluster:
             args.append("--wsrep-new-cluster")
         with (node.home / "stdout.log").open("ab") as out:
-            node.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            node.process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         if wait:
             self.wait_synced(name, timeout=timeout)
 
@@ -316,9 +340,21 @@ class LoopbackCluster:
         """Run SQL on a node as root through its socket; tab-separated output without headers."""
         node = self.nodes[name]
         done = subprocess.run(
-            ["mariadb", "--no-defaults", f"--socket={node.socket}", "-uroot", "-N", "-B",
-             f"--connect-timeout={max(1, int(timeout))}"],
-            input=statements, capture_output=True, text=True, timeout=timeout, check=False)
+            [
+                "mariadb",
+                "--no-defaults",
+                f"--socket={node.socket}",
+                "-uroot",
+                "-N",
+                "-B",
+                f"--connect-timeout={max(1, int(timeout))}",
+            ],
+            input=statements,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if done.returncode:
             raise LoopbackError(f"{name}: SQL failed: {done.stderr.strip()}")
         return done.stdout
@@ -380,8 +416,11 @@ class LoopbackCluster:
         def ok() -> bool:
             for name in self.nodes:
                 s = self.status(name)
-                if (s.get("wsrep_cluster_status"), s.get("wsrep_local_state_comment"),
-                        s.get("wsrep_cluster_size")) != ("Primary", "Synced", size):
+                if (s.get("wsrep_cluster_status"), s.get("wsrep_local_state_comment"), s.get("wsrep_cluster_size")) != (
+                    "Primary",
+                    "Synced",
+                    size,
+                ):
                     return False
             return True
 
@@ -390,8 +429,9 @@ class LoopbackCluster:
     # --- partitions ------------------------------------------------------------------------
 
     def _iptables(self, action: str, rule: list[str]) -> None:
-        done = subprocess.run(["iptables", "-w", "5", action, "INPUT", *rule], capture_output=True, text=True,
-                              timeout=30, check=False)
+        done = subprocess.run(
+            ["iptables", "-w", "5", action, "INPUT", *rule], capture_output=True, text=True, timeout=30, check=False
+        )
         if done.returncode:
             raise LoopbackError(f"iptables {action} {' '.join(rule)}: {done.stderr.strip()}")
 
@@ -460,8 +500,11 @@ def _fixture() -> Iterator[LoopbackCluster]:  # pragma: no cover - needs root an
     if reason:
         pytest.skip(reason)
     base = Path(os.environ.get("KGT_LOOPBACK_DIR") or _tmpdir())
-    cluster = LoopbackCluster(base, prefix=os.environ.get("KGT_LOOPBACK_PREFIX", "127.0"),
-                              keep_data=os.environ.get("KGT_LOOPBACK_KEEP") == "1")
+    cluster = LoopbackCluster(
+        base,
+        prefix=os.environ.get("KGT_LOOPBACK_PREFIX", "127.0"),
+        keep_data=os.environ.get("KGT_LOOPBACK_KEEP") == "1",
+    )
     with running(cluster):
         yield cluster
 

@@ -60,8 +60,9 @@ def oracle(t: Topology) -> dict[str, bool]:
         out[f"lose region {name}"] = primary(total - weight, total) and all_data - data[name] > 0
     if len(w) > 1:
         for name, weight in w.items():
-            out[f"isolate region {name}"] = ((primary(weight, total) and data[name] > 0)
-                                             or (primary(total - weight, total) and all_data - data[name] > 0))
+            out[f"isolate region {name}"] = (primary(weight, total) and data[name] > 0) or (
+                primary(total - weight, total) and all_data - data[name] > 0
+            )
     return out
 
 

@@ -49,8 +49,9 @@ class Site:
                 weight[h.name] = h.settings.galera.weight if h.has("galera") else h.settings.garbd.weight
                 region_of[h.name] = h.region
                 data[h.name] = h.has("galera")
-        return cls([r.name for r in t.regions], weight, region_of, data,
-                   {r.name: [h.name for h in r.hosts] for r in t.regions})
+        return cls(
+            [r.name for r in t.regions], weight, region_of, data, {r.name: [h.name for h in r.hosts] for r in t.regions}
+        )
 
 
 def read_events(site: Site, text: str) -> list[tuple[str, Any]]:
@@ -70,8 +71,9 @@ def read_events(site: Site, text: str) -> list[tuple[str, Any]]:
     return out
 
 
-def replay(site: Site, step: list[tuple[str, Any]], groups: list[set[str]]) -> tuple[
-        list[set[str]], set[str], set[str], set[str]]:
+def replay(
+    site: Site, step: list[tuple[str, Any]], groups: list[set[str]]
+) -> tuple[list[set[str]], set[str], set[str], set[str]]:
     """One step's events: the groups after it, the hosts crashed, stopped cleanly, and the regions lost."""
     crashed, graceful, lost = set(), set(), set()
     for kind, target in step:
@@ -217,8 +219,7 @@ def test_depth_2_lists_every_distinct_combination_once(tmp_path: Path) -> None:
 # --- named cases ------------------------------------------------------------------------------
 
 
-def test_catalyst_two_regions_at_once_are_fatal_but_one_then_a_node_of_each_survivor_is_survived(
-        kgt) -> None:  # type: ignore[no-untyped-def]
+def test_catalyst_two_regions_at_once_are_fatal_but_one_then_a_node_of_each_survivor_is_survived(kgt) -> None:  # type: ignore[no-untyped-def]
     both = json_of(kgt, CATALYST, "--fail", "nz-por,nz-wlg")
     assert both["steps"][-1]["survives"] is False
     steps = json_of(kgt, CATALYST, "--fail", "lose region nz-por", "--then", "nz-wlg-db1", "--then", "nz-hlz-db1")
@@ -263,8 +264,10 @@ def test_sequence_table_and_budget_for_people(kgt) -> None:  # type: ignore[no-u
     lines = result.out.splitlines()
     assert "after lose region nz-por: then" in result.out
     # 9 voters of weight 1: one at a time, 9 → 8 → … → 2 is each time more than half; 2 → 1 is not.
-    assert lines[-1] == ("budget: survives any region loss, then any 4 node losses one at a time; "
-                         "or any 7 node losses one at a time in any order")
+    assert lines[-1] == (
+        "budget: survives any region loss, then any 4 node losses one at a time; "
+        "or any 7 node losses one at a time in any order"
+    )
     example = kgt("analyze", str(EXAMPLE), "--sequence").out.splitlines()[-1]
     assert example == "budget: survives any region loss; or any 1 node loss one at a time in any order"
 
@@ -272,14 +275,21 @@ def test_sequence_table_and_budget_for_people(kgt) -> None:  # type: ignore[no-u
 def test_depth_table_groups_by_kind_and_verbose_lists_all(kgt) -> None:  # type: ignore[no-untyped-def]
     short = kgt("analyze", str(EXAMPLE), "--depth", "2").out.splitlines()
     assert short[1].startswith("depth 2: 61 scenarios")
-    assert any(line.startswith("node-loss+node-loss") and line.endswith("lose r1-db1 + lose r2-db1")
-               for line in short)
+    assert any(line.startswith("node-loss+node-loss") and line.endswith("lose r1-db1 + lose r2-db1") for line in short)
     every = kgt("analyze", str(EXAMPLE), "--depth", "2", "-v").out.splitlines()
     assert len(every) == 2 + 61
 
 
-@pytest.mark.parametrize("args", [("--depth", "2", "--sequence"), ("--then", "r1-db1"),
-                                  ("--fail", "nowhere"), ("--fail", "split:r1+r2+r3"), ("--fail", "isolate:r9")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--depth", "2", "--sequence"),
+        ("--then", "r1-db1"),
+        ("--fail", "nowhere"),
+        ("--fail", "split:r1+r2+r3"),
+        ("--fail", "isolate:r9"),
+    ],
+)
 def test_bad_analyze_options_are_one_line_usage_errors(kgt, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     result = kgt("analyze", str(EXAMPLE), *args)
     assert result.code == 2, result.out
@@ -308,21 +318,31 @@ def test_a_broken_promise_names_a_counterexample_and_a_fix_that_validates_when_a
     assert result.code == 1
     line = result.err.strip()
     assert len(line.splitlines()) == 1
-    assert re.match(rf"{re.escape(str(path))}:\d+: survive\[0\]: promise 'region-loss\+node-loss' not kept: "
-                    r"lose region r1 \+ lose r2-db1 leaves no Primary component with data; smallest fix: ", line), line
+    assert re.match(
+        rf"{re.escape(str(path))}:\d+: survive\[0\]: promise 'region-loss\+node-loss' not kept: "
+        r"lose region r1 \+ lose r2-db1 leaves no Primary component with data; smallest fix: ",
+        line,
+    ), line
     layout = Layout.of(load(with_promises(tmp_path / "kept", ["region-loss"])))
     fix = promises.fixes(layout, ["region-loss+node-loss"], most=1)[0]
     assert fix.describe(layout.regions) in line
     # Apply it to the file as an operator would: each new site a region with one garbd.
-    sites = [{"name": f"a{i}", "subnet": f"10.213.{10 + i}.0/24",
-              "hosts": [{"name": f"a{i}-arb1", "address": f"10.213.{10 + i}.11", "roles": ["garbd"]}]}
-             for i, (region, _, _) in enumerate(fix.add, 1) if region not in layout.regions]
+    sites = [
+        {
+            "name": f"a{i}",
+            "subnet": f"10.213.{10 + i}.0/24",
+            "hosts": [{"name": f"a{i}-arb1", "address": f"10.213.{10 + i}.11", "roles": ["garbd"]}],
+        }
+        for i, (region, _, _) in enumerate(fix.add, 1)
+        if region not in layout.regions
+    ]
     nodes = [(region, i) for i, (region, _, _) in enumerate(fix.add, 1) if region in layout.regions]
     data = yaml.safe_load(path.read_text())
     for region, i in nodes:
         target = next(r for r in data["regions"] if r["name"] == region)
-        target["hosts"].append({"name": f"{region}-db{10 + i}", "address": f"10.213.{region[1:]}.{40 + i}",
-                                "roles": ["galera"]})
+        target["hosts"].append(
+            {"name": f"{region}-db{10 + i}", "address": f"10.213.{region[1:]}.{40 + i}", "roles": ["galera"]}
+        )
     data["regions"] += sites
     fixed = write_topology(tmp_path / "fixed", data)
     again = kgt("validate", str(fixed))

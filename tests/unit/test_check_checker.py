@@ -21,21 +21,46 @@ class Builder:
         self._ops: list[tuple[float, int, dict[str, Any]]] = []
         self._n = 0
 
-    def _add(self, process: str, f: str, t0: float, t1: float | None, type_: str, value: Any = None,
-             invoke_value: Any = None, host: str | None = None, error: str | None = None,
-             poll: int | None = None) -> None:
+    def _add(
+        self,
+        process: str,
+        f: str,
+        t0: float,
+        t1: float | None,
+        type_: str,
+        value: Any = None,
+        invoke_value: Any = None,
+        host: str | None = None,
+        error: str | None = None,
+        poll: int | None = None,
+    ) -> None:
         region = process if process not in ("setup", "final") else (host or "r1")[:2]
-        common = {"process": process, "region": region, "host": host or f"{region}-db1", "address": "x:3306",
-                  "f": f, "wall": "", "poll": poll}
+        common = {
+            "process": process,
+            "region": region,
+            "host": host or f"{region}-db1",
+            "address": "x:3306",
+            "f": f,
+            "wall": "",
+            "poll": poll,
+        }
         self._n += 1
         self._ops.append((t0, self._n, {**common, "type": "invoke", "value": invoke_value, "time": t0}))
         if t1 is not None:
             self._n += 1
-            self._ops.append((t1, self._n, {**common, "type": type_, "value": value, "time": t1,
-                                            "latency": t1 - t0, "error": error}))
+            self._ops.append(
+                (t1, self._n, {**common, "type": type_, "value": value, "time": t1, "latency": t1 - t0, "error": error})
+            )
 
-    def incr(self, region: str, t0: float, t1: float, values: dict[str, int] | None = None,
-             type_: str = "ok", error: str | None = None) -> None:
+    def incr(
+        self,
+        region: str,
+        t0: float,
+        t1: float,
+        values: dict[str, int] | None = None,
+        type_: str = "ok",
+        error: str | None = None,
+    ) -> None:
         rows = sorted([region, "shared"])
         self._add(region, "incr", t0, t1, type_, values if type_ == "ok" else None, {"rows": rows}, error=error)
 
@@ -243,12 +268,41 @@ def test_pending_operation_at_the_end() -> None:
 def test_json_schema() -> None:
     data = check(clean().ops()).to_json()
     assert data["schema"] == SCHEMA and data["code"] == 0 and data["verdict"] == "valid"
-    assert set(data) == {"schema", "state", "code", "verdict", "summary", "duration", "operations", "acknowledged",
-                         "lost", "rows", "rtt", "regions", "visibility", "errors", "anomalies", "initial", "final"}
-    assert set(data["regions"]["r1"]) == {"writes", "certification_conflicts", "write_availability", "reads",
-                                          "read_availability", "commit_latency", "commit_latency_rtt",
-                                          "checked_reads", "stale_reads", "max_staleness", "max_behind", "errors",
-                                          "rtt", "status"}
+    assert set(data) == {
+        "schema",
+        "state",
+        "code",
+        "verdict",
+        "summary",
+        "duration",
+        "operations",
+        "acknowledged",
+        "lost",
+        "rows",
+        "rtt",
+        "regions",
+        "visibility",
+        "errors",
+        "anomalies",
+        "initial",
+        "final",
+    }
+    assert set(data["regions"]["r1"]) == {
+        "writes",
+        "certification_conflicts",
+        "write_availability",
+        "reads",
+        "read_availability",
+        "commit_latency",
+        "commit_latency_rtt",
+        "checked_reads",
+        "stale_reads",
+        "max_staleness",
+        "max_behind",
+        "errors",
+        "rtt",
+        "status",
+    }
     assert data["regions"]["r1"]["status"] == {"Primary": 1}
     assert data["rows"] == ["r1", "r2", "shared"]
 

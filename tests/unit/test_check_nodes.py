@@ -11,21 +11,33 @@ from toolkit.topology import load
 from toolkit.wsrep import provider_option
 
 STATUS = {
-    "wsrep_cluster_status": "Primary", "wsrep_cluster_size": "3", "wsrep_cluster_weight": "3",
-    "wsrep_cluster_state_uuid": "abc", "wsrep_cluster_conf_id": "5", "wsrep_local_state_comment": "Synced",
-    "wsrep_ready": "ON", "wsrep_connected": "ON", "wsrep_flow_control_paused": "0.25",
-    "wsrep_local_recv_queue": "2", "wsrep_local_recv_queue_avg": "0.5",
-    "wsrep_evs_repl_latency": "0.0001/0.0002/0.0005/0.0001/10", "wsrep_gcomm_uuid": "g1",
+    "wsrep_cluster_status": "Primary",
+    "wsrep_cluster_size": "3",
+    "wsrep_cluster_weight": "3",
+    "wsrep_cluster_state_uuid": "abc",
+    "wsrep_cluster_conf_id": "5",
+    "wsrep_local_state_comment": "Synced",
+    "wsrep_ready": "ON",
+    "wsrep_connected": "ON",
+    "wsrep_flow_control_paused": "0.25",
+    "wsrep_local_recv_queue": "2",
+    "wsrep_local_recv_queue_avg": "0.5",
+    "wsrep_evs_repl_latency": "0.0001/0.0002/0.0005/0.0001/10",
+    "wsrep_gcomm_uuid": "g1",
     "wsrep_incoming_addresses": "10.213.1.11:3306,10.213.2.11:3306",
 }
-VARIABLES = {"wsrep_provider_options": "base_port = 4567; gmcast.segment = 2; pc.weight = 1",
-             "wsrep_cluster_name": "kgt-unit"}
+VARIABLES = {
+    "wsrep_provider_options": "base_port = 4567; gmcast.segment = 2; pc.weight = 1",
+    "wsrep_cluster_name": "kgt-unit",
+}
 
 
 def topology(tmp_path: Path):  # type: ignore[no-untyped-def]
     path = tmp_path / "t.yaml"
-    path.write_text("name: kgt-unit\ndomain: kgt.test\nregions:\n  - name: r1\n    subnet: 127.0.9.0/24\n"
-                    "    hosts: [{name: r1-db1, address: 127.0.9.9, roles: [galera]}]\n")
+    path.write_text(
+        "name: kgt-unit\ndomain: kgt.test\nregions:\n  - name: r1\n    subnet: 127.0.9.0/24\n"
+        "    hosts: [{name: r1-db1, address: 127.0.9.9, roles: [galera]}]\n"
+    )
     return load(path)
 
 
@@ -54,8 +66,9 @@ def test_provider_option() -> None:
 
 def test_classify() -> None:
     assert classify(pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'x' (timed out)")) == "timeout"
-    assert classify(pymysql.err.OperationalError(2003, "Can't connect ([Errno 111] Connection refused)")) \
-        == "unreachable"
+    assert (
+        classify(pymysql.err.OperationalError(2003, "Can't connect ([Errno 111] Connection refused)")) == "unreachable"
+    )
     assert classify(pymysql.err.OperationalError(1045, "Access denied")) == "access-denied"
     assert classify(pymysql.err.OperationalError(1213, "Deadlock found")) == "certification-conflict"
     assert classify(pymysql.err.OperationalError(1047, "WSREP has not yet prepared node")) == "non-primary"

@@ -27,18 +27,42 @@ def make_topology(tmp_path: Path, regions: int = 3, per_region: int = 1) -> Topo
     return load(path)
 
 
-def node(topology: Topology, name: str, *, status: str = "Primary", size: int | None = None, conf: int = 7,
-         uuid: str = UUID, state: str = "Synced", members: tuple[str, ...] | None = None,
-         **extra: object) -> NodeResult:
+def node(
+    topology: Topology,
+    name: str,
+    *,
+    status: str = "Primary",
+    size: int | None = None,
+    conf: int = 7,
+    uuid: str = UUID,
+    state: str = "Synced",
+    members: tuple[str, ...] | None = None,
+    **extra: object,
+) -> NodeResult:
     host = topology.host(name)
     primary = list(topology.galera_nodes)
     return NodeResult(
-        host.name, host.region, str(host.address), 3306, True,
-        cluster_status=status, cluster_size=size if size is not None else len(primary), state_uuid=uuid,
-        conf_id=conf if status == "Primary" else None, local_state=state, ready=status == "Primary",
-        connected=True, flow_control_paused=0.0, recv_queue=0, recv_queue_avg=0.0, repl_latency=0.0002,
-        gcomm_uuid=f"g-{name}", segment=topology.region(host.region).segment, cluster_name=topology.name,
-        members=members if members is not None else tuple(f"{h.address}:3306" for h in primary), **extra,  # type: ignore[arg-type]
+        host.name,
+        host.region,
+        str(host.address),
+        3306,
+        True,
+        cluster_status=status,
+        cluster_size=size if size is not None else len(primary),
+        state_uuid=uuid,
+        conf_id=conf if status == "Primary" else None,
+        local_state=state,
+        ready=status == "Primary",
+        connected=True,
+        flow_control_paused=0.0,
+        recv_queue=0,
+        recv_queue_avg=0.0,
+        repl_latency=0.0002,
+        gcomm_uuid=f"g-{name}",
+        segment=topology.region(host.region).segment,
+        cluster_name=topology.name,
+        members=members if members is not None else tuple(f"{h.address}:3306" for h in primary),
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -66,8 +90,11 @@ def test_all_ok(topo: Topology) -> None:
 
 def test_one_node_missing_is_warning(topo: Topology) -> None:
     members = ("10.213.1.11:3306", "10.213.3.11:3306")
-    results = [node(topo, "r1-db1", size=2, members=members), down(topo, "r2-db1"),
-               node(topo, "r3-db1", size=2, members=members)]
+    results = [
+        node(topo, "r1-db1", size=2, members=members),
+        down(topo, "r2-db1"),
+        node(topo, "r3-db1", size=2, members=members),
+    ]
     verdict = evaluate(topo, results)
     assert verdict.state == State.WARNING
     assert "r2-db1" in verdict.summary
@@ -83,8 +110,11 @@ def test_a_missing_result_counts_as_unanswered(topo: Topology) -> None:
 
 def test_r3_non_primary_is_warning_naming_r3(topo: Topology) -> None:
     members = ("10.213.1.11:3306", "10.213.2.11:3306")
-    results = [node(topo, "r1-db1", size=2, members=members), node(topo, "r2-db1", size=2, members=members),
-               node(topo, "r3-db1", status="non-Primary", size=1, state="Initialized", members=())]
+    results = [
+        node(topo, "r1-db1", size=2, members=members),
+        node(topo, "r2-db1", size=2, members=members),
+        node(topo, "r3-db1", status="non-Primary", size=1, state="Initialized", members=()),
+    ]
     verdict = evaluate(topo, results)
     assert verdict.state == State.WARNING
     assert "region r3 is non-Primary" in verdict.summary
@@ -94,8 +124,11 @@ def test_r3_non_primary_is_warning_naming_r3(topo: Topology) -> None:
 
 
 def test_split_brain_different_state_uuids_is_critical(topo: Topology) -> None:
-    results = [node(topo, "r1-db1", size=2), node(topo, "r2-db1", size=2),
-               node(topo, "r3-db1", size=1, uuid=OTHER_UUID, conf=1, members=("10.213.3.11:3306",))]
+    results = [
+        node(topo, "r1-db1", size=2),
+        node(topo, "r2-db1", size=2),
+        node(topo, "r3-db1", size=1, uuid=OTHER_UUID, conf=1, members=("10.213.3.11:3306",)),
+    ]
     verdict = evaluate(topo, results)
     assert verdict.state == State.CRITICAL
     assert verdict.summary.startswith("split brain")
@@ -104,8 +137,11 @@ def test_split_brain_different_state_uuids_is_critical(topo: Topology) -> None:
 
 def test_split_brain_disjoint_conf_ids_is_critical(topo: Topology) -> None:
     left = ("10.213.1.11:3306", "10.213.2.11:3306")
-    results = [node(topo, "r1-db1", size=2, conf=8, members=left), node(topo, "r2-db1", size=2, conf=8, members=left),
-               node(topo, "r3-db1", size=1, conf=9, members=("10.213.3.11:3306",))]
+    results = [
+        node(topo, "r1-db1", size=2, conf=8, members=left),
+        node(topo, "r2-db1", size=2, conf=8, members=left),
+        node(topo, "r3-db1", size=1, conf=9, members=("10.213.3.11:3306",)),
+    ]
     assert evaluate(topo, results).state == State.CRITICAL
 
 
@@ -117,8 +153,9 @@ def test_view_change_half_way_is_only_a_warning(topo: Topology) -> None:
 
 
 def test_no_primary_is_critical(topo: Topology) -> None:
-    results = [node(topo, h.name, status="non-Primary", size=1, state="Initialized", members=())
-               for h in topo.galera_nodes]
+    results = [
+        node(topo, h.name, status="non-Primary", size=1, state="Initialized", members=()) for h in topo.galera_nodes
+    ]
     verdict = evaluate(topo, results)
     assert verdict.state == State.CRITICAL
     assert verdict.summary.startswith("no Primary component")
@@ -141,8 +178,11 @@ def test_nothing_answered_unreachable_is_critical(topo: Topology) -> None:
 
 def test_primary_without_weight_majority_is_critical(topo: Topology) -> None:
     # Two nodes left cleanly: the last one stays Primary by dynamic quorum, weight 1 of 3.
-    results = [node(topo, "r1-db1", size=1, members=("10.213.1.11:3306",), cluster_weight=1),
-               down(topo, "r2-db1"), down(topo, "r3-db1")]
+    results = [
+        node(topo, "r1-db1", size=1, members=("10.213.1.11:3306",), cluster_weight=1),
+        down(topo, "r2-db1"),
+        down(topo, "r3-db1"),
+    ]
     verdict = evaluate(topo, results)
     assert verdict.state == State.CRITICAL
     assert "not a majority" in verdict.summary
@@ -151,8 +191,10 @@ def test_primary_without_weight_majority_is_critical(topo: Topology) -> None:
 def test_weight_from_members_when_cluster_weight_missing(tmp_path: Path) -> None:
     topo = make_topology(tmp_path, regions=3, per_region=2)
     members = tuple(f"{h.address}:3306" for h in topo.galera_nodes if h.region != "r3")
-    results = [node(topo, h.name, size=4, members=members) if h.region != "r3" else down(topo, h.name)
-               for h in topo.galera_nodes]
+    results = [
+        node(topo, h.name, size=4, members=members) if h.region != "r3" else down(topo, h.name)
+        for h in topo.galera_nodes
+    ]
     verdict = evaluate(topo, results)
     assert verdict.primary_weight == 4
     assert verdict.state == State.WARNING
@@ -180,9 +222,31 @@ def test_wrong_segment_is_a_warning(topo: Topology) -> None:
 def test_json_schema(topo: Topology) -> None:
     data = evaluate(topo, all_ok(topo)).to_json()
     assert data["schema"] == SCHEMA
-    assert set(data) == {"schema", "state", "code", "summary", "reasons", "total_weight", "primary_weight",
-                         "expected_size", "components", "regions", "nodes", "metrics"}
+    assert set(data) == {
+        "schema",
+        "state",
+        "code",
+        "summary",
+        "reasons",
+        "total_weight",
+        "primary_weight",
+        "expected_size",
+        "components",
+        "regions",
+        "nodes",
+        "metrics",
+    }
     assert data["state"] == "OK" and data["code"] == 0
-    assert set(data["nodes"][0]) >= {"host", "region", "answered", "cluster_status", "state_uuid", "conf_id",
-                                     "segment", "flow_control_paused", "state", "region_segment"}
+    assert set(data["nodes"][0]) >= {
+        "host",
+        "region",
+        "answered",
+        "cluster_status",
+        "state_uuid",
+        "conf_id",
+        "segment",
+        "flow_control_paused",
+        "state",
+        "region_segment",
+    }
     assert data["regions"][0] == {"name": "r1", "segment": 1, "state": "primary", "nodes": ["r1-db1"]}

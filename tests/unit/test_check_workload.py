@@ -15,8 +15,12 @@ from toolkit.check.history import History
 from toolkit.check.state import CannotCheck
 from toolkit.topology import Topology
 
-STATUS = [("wsrep_cluster_status", "Primary"), ("wsrep_cluster_size", "3"), ("wsrep_cluster_conf_id", "7"),
-          ("wsrep_local_state_comment", "Synced")]
+STATUS = [
+    ("wsrep_cluster_status", "Primary"),
+    ("wsrep_cluster_size", "3"),
+    ("wsrep_cluster_conf_id", "7"),
+    ("wsrep_local_state_comment", "Synced"),
+]
 
 
 class FakeCursor:
@@ -99,8 +103,10 @@ def run_everything(topology: Topology, options: workload.Options, monkeypatch: p
 
 def test_each_options_schema_names_its_own_table(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
     # visible_within=0: the fake never shows the increment, so one read, no re-reads.
-    for options, schema in ((workload.Options(visible_within=0.0), "kgt_verify"),
-                            (workload.Options(visible_within=0.0, schema="kgt_drill"), "kgt_drill")):
+    for options, schema in (
+        (workload.Options(visible_within=0.0), "kgt_verify"),
+        (workload.Options(visible_within=0.0, schema="kgt_drill"), "kgt_drill"),
+    ):
         assert options.schema == schema and options.table == f"{schema}.counters"
         log = run_everything(example, options, monkeypatch)
         assert names(log) == {schema}, log
@@ -108,28 +114,36 @@ def test_each_options_schema_names_its_own_table(example: Topology, monkeypatch:
         assert f"CREATE DATABASE IF NOT EXISTS {schema}" in log
         assert f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO 'kgt_verify'@'%'" in log
         assert f"DROP DATABASE IF EXISTS {schema}" in log
-        assert any(s.startswith(f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE") and "FOR UPDATE" in s
-                   for s in log)
+        assert any(
+            s.startswith(f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE") and "FOR UPDATE" in s for s in log
+        )
         assert any(s.startswith(f"UPDATE {table} SET") for s in log)
         reads = [s for s in log if s == f"SELECT name, value FROM {table}"]
         assert len(reads) >= 1 + 1 + len(example.galera_nodes)  # initial, the worker's, one final per node
 
 
-def test_increment_and_status_record_the_node_that_served_them(example: Topology,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_increment_and_status_record_the_node_that_served_them(
+    example: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Through a VIP the serving node may be another region's: the history must say which.
     log: list[str] = []
     monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
     history = History()
-    worker = workload.Worker(workload.targets(example, "nodes")[0], "verify", history, workload.Acked(),
-                             workload.Options(visible_within=0.0), threading.Event())
+    worker = workload.Worker(
+        workload.targets(example, "nodes")[0],
+        "verify",
+        history,
+        workload.Acked(),
+        workload.Options(visible_within=0.0),
+        threading.Event(),
+    )
     worker.status()
     worker.incr()
     done = {op.f: op.value for op in history.ops if op.type == "ok"}
     assert done["incr"] == {"r1": 1, "shared": 1, "node": "r1-db1"}
     assert done["status"]["node"] == "r1-db1" and done["status"]["status"] == "Primary"
     # The node comes from the locking read itself: no extra round trip in the transaction.
-    transaction = log[log.index("BEGIN"):log.index("COMMIT")]
+    transaction = log[log.index("BEGIN") : log.index("COMMIT")]
     assert not [s for s in transaction if s.startswith("SELECT @@")], transaction
 
 
@@ -140,8 +154,10 @@ def test_read_counters_defaults_to_kgt_verify() -> None:
     assert log == ["SELECT name, value FROM kgt_verify.counters", "SELECT name, value FROM other.counters"]
 
 
-@pytest.mark.parametrize("bad", ["", "KGT", "1kgt", "kgt-verify", "kgt.verify", "kgt_verify; DROP DATABASE mysql",
-                                 "`kgt`", "a" * 65, "kgt verify"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "KGT", "1kgt", "kgt-verify", "kgt.verify", "kgt_verify; DROP DATABASE mysql", "`kgt`", "a" * 65, "kgt verify"],
+)
 def test_bad_schema_name_is_one_unknown_line(bad: str) -> None:
     with pytest.raises(CannotCheck) as caught:
         workload.Options(schema=bad)
@@ -162,17 +178,22 @@ def test_cli_refuses_a_bad_schema_before_connecting(kgt: Any, tmp_path: Any) -> 
     # The topology does not even exist: the schema is checked first, and nothing connects.
     result = kgt("check", "verify", tmp_path / "missing.yaml", "--schema", "kgt-verify")
     assert result.code == 3
-    assert result.err.strip() == ("kgt: UNKNOWN: bad schema name 'kgt-verify': want a plain SQL identifier "
-                                  "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)")
+    assert result.err.strip() == (
+        "kgt: UNKNOWN: bad schema name 'kgt-verify': want a plain SQL identifier "
+        "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)"
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ("check", "quorum"),  # missing TOPOLOGY
-    ("check", "verify", "t.yaml", "--duration", "abc"),
-    ("check", "verify", "t.yaml", "--through", "somewhere"),
-    ("check", "quorum", "t.yaml", "--format", "xml"),
-    ("check", "nonsense"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "quorum"),  # missing TOPOLOGY
+        ("check", "verify", "t.yaml", "--duration", "abc"),
+        ("check", "verify", "t.yaml", "--through", "somewhere"),
+        ("check", "quorum", "t.yaml", "--format", "xml"),
+        ("check", "nonsense"),
+    ],
+)
 def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, ...]) -> None:
     # 2 would read as CRITICAL (quorum) or inconclusive (verify); a check that cannot run is 3.
     result = kgt(*args)
@@ -185,8 +206,9 @@ def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, mon
     log: list[str] = []
     monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
     work = workload.targets(example, "nodes")
-    options = workload.Options(duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0,
-                               rtt_samples=0, mode="lockstep")
+    options = workload.Options(
+        duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode="lockstep"
+    )
     history = History()
     workload.run(example, work, "verify", history, options, threading.Event(), threading.Event())
     regions = [t.region for t in work]
@@ -200,8 +222,9 @@ def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, mon
 
 
 @pytest.mark.parametrize(("mode", "sync_wait"), [("lockstep", 1), ("concurrent", 0)])
-def test_lockstep_increments_wait_for_the_previous_regions_write(example: Topology, monkeypatch: pytest.MonkeyPatch,
-                                                                  mode: str, sync_wait: int) -> None:
+def test_lockstep_increments_wait_for_the_previous_regions_write(
+    example: Topology, monkeypatch: pytest.MonkeyPatch, mode: str, sync_wait: int
+) -> None:
     # With wsrep_sync_wait=0 the next region may still be applying the previous increment: its
     # locking read would see the old value and its write-set would lose certification (CI saw it).
     sessions: list[dict[str, int]] = []
@@ -212,8 +235,9 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(example: Topolo
 
     monkeypatch.setattr(workload, "_connect", connect)
     work = workload.targets(example, "nodes")
-    options = workload.Options(duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0,
-                               rtt_samples=0, mode=mode)
+    options = workload.Options(
+        duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode=mode
+    )
     workload.run(example, work, "verify", History(), options, threading.Event(), threading.Event())
     writers = [s for s in sessions if "innodb_lock_wait_timeout" in s]
     assert len(writers) == len(work)

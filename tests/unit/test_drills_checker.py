@@ -20,18 +20,51 @@ class Recorder:
     def __init__(self) -> None:
         self.ops: list[Op] = []
 
-    def op(self, process: str, f: str, t0: float, t1: float | None, type_: str = "ok", value: Any = None,
-           region: str | None = None, host: str = "", error: str | None = None, invoke_value: Any = None) -> None:
+    def op(
+        self,
+        process: str,
+        f: str,
+        t0: float,
+        t1: float | None,
+        type_: str = "ok",
+        value: Any = None,
+        region: str | None = None,
+        host: str = "",
+        error: str | None = None,
+        invoke_value: Any = None,
+    ) -> None:
         self.ops.append(Op(len(self.ops), process, region, host, "", "invoke", f, invoke_value, t0, ""))
         if t1 is not None:
-            self.ops.append(Op(len(self.ops), process, region, host, "", type_, f, value, t1, "",
-                               latency=t1 - t0, error=error))
+            self.ops.append(
+                Op(len(self.ops), process, region, host, "", type_, f, value, t1, "", latency=t1 - t0, error=error)
+            )
 
     def sorted(self) -> list[Op]:
         ops = sorted(self.ops, key=lambda o: (o.time, o.index))
-        return [Op(i, *[getattr(o, k) for k in ("process", "region", "host", "address", "type", "f", "value",
-                                                 "time", "wall", "latency", "error", "message", "poll")])
-                for i, o in enumerate(ops)]
+        return [
+            Op(
+                i,
+                *[
+                    getattr(o, k)
+                    for k in (
+                        "process",
+                        "region",
+                        "host",
+                        "address",
+                        "type",
+                        "f",
+                        "value",
+                        "time",
+                        "wall",
+                        "latency",
+                        "error",
+                        "message",
+                        "poll",
+                    )
+                ],
+            )
+            for i, o in enumerate(ops)
+        ]
 
 
 def done(t0: float, t1: float | None, type_: str = "ok") -> Done:
@@ -44,8 +77,14 @@ def done(t0: float, t1: float | None, type_: str = "ok") -> Done:
 
 
 def test_gap_spans_from_last_ok_to_next_ok_across_failures() -> None:
-    stream = [done(0.0, 0.1), done(0.1, 0.2), done(0.2, 0.5, "fail"), done(0.5, 2.0, "info"), done(2.0, 2.3),
-              done(2.3, 2.4)]
+    stream = [
+        done(0.0, 0.1),
+        done(0.1, 0.2),
+        done(0.2, 0.5, "fail"),
+        done(0.5, 2.0, "info"),
+        done(2.0, 2.3),
+        done(2.3, 2.4),
+    ]
     found = gaps(stream, begin=0.0)
     assert len(found) == 1
     assert found[0].start == 0.2 and found[0].end == 2.3 and found[0].failures == 2
@@ -66,8 +105,7 @@ def test_stream_that_never_recovers_ends_in_an_open_gap() -> None:
 
 
 def test_longest_gap_overlapping_a_window() -> None:
-    stream = [done(0, 0.5), done(0.5, 1.0, "fail"), done(1.0, 1.5), done(5, 5.1), done(5.1, 8, "fail"),
-              done(8, 9.0)]
+    stream = [done(0, 0.5), done(0.5, 1.0, "fail"), done(1.0, 1.5), done(5, 5.1), done(5.1, 8, "fail"), done(8, 9.0)]
     found = gaps(stream, begin=0.0)
     assert longest(found, 4.0, 10.0, 10.0).start == 5.1  # type: ignore[union-attr]
     assert longest(found, 0.0, 1.2, 10.0).start == 0.5  # type: ignore[union-attr]
@@ -86,10 +124,19 @@ def test_availability_counts_operations_invoked_in_the_window() -> None:
 # --- whole drills ---------------------------------------------------------------------------
 
 
-def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: tuple[str, float] | None = None,
-                  observed: dict[str, str] | None = None, interrupted: bool = False, topology_path: Any = EXAMPLE,
-                  token_gap_r1: float = 0.0, write_gap_survivors: float = 6.0,
-                  races_lost_by: str | None = None, cut_off_issues: str = "ok") -> list[Op]:
+def drill_history(
+    kind: str = "region-partition",
+    region: str = "r3",
+    *,
+    lose: tuple[str, float] | None = None,
+    observed: dict[str, str] | None = None,
+    interrupted: bool = False,
+    topology_path: Any = EXAMPLE,
+    token_gap_r1: float = 0.0,
+    write_gap_survivors: float = 6.0,
+    races_lost_by: str | None = None,
+    cut_off_issues: str = "ok",
+) -> list[Op]:
     """A region-partition of `region` on the example lab, written as the drill would record it.
 
     Survivors stall `write_gap_survivors` seconds after the fault at t=10 and go on; the cut-off
@@ -105,15 +152,26 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
     regions = [r.name for r in topology.regions]
     nodes = {h.name: h.region for h in topology.galera_nodes}
     rec = Recorder()
-    plan = {"schema": "kgt.drill.plan/1", "drill": kind, "fault": fault.to_json(),
-            "prediction": prediction.to_json(), "bounds": bounds.to_json(),
-            "timing": {"duration": 40, "fault_at": 10, "heal_after": 14},
-            "topology": {"name": topology.name, "path": str(topology_path), "regions": regions,
-                         "galera_nodes": nodes, "expected_size": len(nodes), "keystone_endpoints": {}},
-            "dirty_reads": dict.fromkeys(nodes, True), "backend": "test"}
+    plan = {
+        "schema": "kgt.drill.plan/1",
+        "drill": kind,
+        "fault": fault.to_json(),
+        "prediction": prediction.to_json(),
+        "bounds": bounds.to_json(),
+        "timing": {"duration": 40, "fault_at": 10, "heal_after": 14},
+        "topology": {
+            "name": topology.name,
+            "path": str(topology_path),
+            "regions": regions,
+            "galera_nodes": nodes,
+            "expected_size": len(nodes),
+            "keystone_endpoints": {},
+        },
+        "dirty_reads": dict.fromkeys(nodes, True),
+        "backend": "test",
+    }
     rec.op("drill", "plan", 0.0, 0.0, value=plan)
-    rec.op("setup", "read", 0.1, 0.12, value={r: 0 for r in [*regions, "shared"]}, region=regions[0],
-           invoke_value=None)
+    rec.op("setup", "read", 0.1, 0.12, value={r: 0 for r in [*regions, "shared"]}, region=regions[0], invoke_value=None)
     cut_off = {r for r, o in prediction.regions.items() if o["database"] != "primary"}
     counters = {r: 0 for r in [*regions, "shared"]}
     acked: dict[str, int] = {}
@@ -128,8 +186,16 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
             if r not in cut_off and 10.0 <= t < 10.0 + write_gap_survivors:
                 t = 10.0 + write_gap_survivors  # commits blocked until the view change
             if r == races_lost_by and 10.0 <= t < 24.5:
-                rec.op(r, "incr", t, t + 0.2, "fail", region=r, error="certification-conflict",
-                       invoke_value={"rows": sorted([r, "shared"])})
+                rec.op(
+                    r,
+                    "incr",
+                    t,
+                    t + 0.2,
+                    "fail",
+                    region=r,
+                    error="certification-conflict",
+                    invoke_value={"rows": sorted([r, "shared"])},
+                )
                 t += 0.25
                 continue
             counters[r] += 1
@@ -149,10 +215,25 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
                 t += 0.3
                 continue
             failing = r in cut_off and 10.0 <= t < 24.5 and cut_off_issues == "fail"
-            rec.op(f"ks-issue-{r}", "issue", t, t + 0.1, "fail" if failing else "ok",
-                   value=None if failing else {"token": "abc"}, region=r, error="http-500" if failing else None)
-            rec.op(f"ks-validate-{r}", "validate", t + 0.1, t + 0.15, value={"token": "abc", "issuer": "r1"},
-                   region=r, invoke_value={"token": "abc", "issuer": "r1"})
+            rec.op(
+                f"ks-issue-{r}",
+                "issue",
+                t,
+                t + 0.1,
+                "fail" if failing else "ok",
+                value=None if failing else {"token": "abc"},
+                region=r,
+                error="http-500" if failing else None,
+            )
+            rec.op(
+                f"ks-validate-{r}",
+                "validate",
+                t + 0.1,
+                t + 0.15,
+                value={"token": "abc", "issuer": "r1"},
+                region=r,
+                invoke_value={"token": "abc", "issuer": "r1"},
+            )
             t += 0.2
     observed = observed or {}
     for host, region_name in nodes.items():
@@ -160,14 +241,27 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
         while t < 40:
             state = observed.get(host, prediction.nodes[host]) if 15.0 < t < 24.5 else "Primary"
             if state == "down":
-                rec.op(f"mon-{host}", "galera", t, t + 0.01, "fail", region=region_name, host=host,
-                       error="unreachable")
+                rec.op(f"mon-{host}", "galera", t, t + 0.01, "fail", region=region_name, host=host, error="unreachable")
             else:
-                size = len(nodes) if state == "Primary" and not (10 <= t < 24.5) else (
-                    sum(1 for h, s in prediction.nodes.items() if s == "Primary") if state == "Primary" else 1)
-                rec.op(f"mon-{host}", "galera", t, t + 0.01, region=region_name, host=host,
-                       value={"status": "Primary" if state == "Primary" else "non-Primary", "size": size,
-                              "state": "Synced" if state == "Primary" else "Initialized", "conf_id": 3})
+                size = (
+                    len(nodes)
+                    if state == "Primary" and not (10 <= t < 24.5)
+                    else (sum(1 for h, s in prediction.nodes.items() if s == "Primary") if state == "Primary" else 1)
+                )
+                rec.op(
+                    f"mon-{host}",
+                    "galera",
+                    t,
+                    t + 0.01,
+                    region=region_name,
+                    host=host,
+                    value={
+                        "status": "Primary" if state == "Primary" else "non-Primary",
+                        "size": size,
+                        "state": "Synced" if state == "Primary" else "Initialized",
+                        "conf_id": 3,
+                    },
+                )
             t += 0.5
     rec.op("nemesis", "inject", 10.0, 10.3, value={"cut": region}, region=region)
     if interrupted:
@@ -182,8 +276,15 @@ def drill_history(kind: str = "region-partition", region: str = "r3", *, lose: t
         final[row] -= int(by)
     for i, (host, region_name) in enumerate(nodes.items()):  # one process: one operation at a time
         t = 41.0 + i
-        rec.op("final", "status", t, t + 0.1, value={"status": "Primary", "size": len(nodes), "state": "Synced",
-                                                     "conf_id": 5}, region=region_name, host=host)
+        rec.op(
+            "final",
+            "status",
+            t,
+            t + 0.1,
+            value={"status": "Primary", "size": len(nodes), "state": "Synced", "conf_id": 5},
+            region=region_name,
+            host=host,
+        )
         rec.op("final", "read", t + 0.2, t + 0.3, value=final, region=region_name, host=host)
     return rec.sorted()
 
@@ -300,12 +401,15 @@ def test_history_without_a_plan_is_refused() -> None:
 
 
 def test_a_lost_certification_race_is_an_answer_not_a_gap() -> None:
-    conflict = Done(Op(0, "p", "r1", "", "", "invoke", "incr", None, 0.3, ""),
-                    Op(1, "p", "r1", "", "", "fail", "incr", None, 0.4, "", error="certification-conflict"))
+    conflict = Done(
+        Op(0, "p", "r1", "", "", "invoke", "incr", None, 0.3, ""),
+        Op(1, "p", "r1", "", "", "fail", "incr", None, 0.4, "", error="certification-conflict"),
+    )
     stream = [done(0.0, 0.1), conflict, done(2.0, 2.1)]
     assert [g.failures for g in gaps(stream, 0.0)] == [1]
     assert gaps(stream, 0.0, answered=frozenset({"certification-conflict"})) == [
-        checker.Gap(0.4, 2.1, 0)]  # only the slow stretch after the answer
+        checker.Gap(0.4, 2.1, 0)
+    ]  # only the slow stretch after the answer
 
 
 def test_a_survivor_that_loses_every_certification_race_still_writes() -> None:
@@ -321,10 +425,25 @@ def test_a_survivor_that_loses_every_certification_race_still_writes() -> None:
 
 def test_a_survivor_whose_writes_go_unanswered_fails() -> None:
     history = drill_history()
-    silenced = [op if not (op.process == "r2" and op.f == "incr" and op.type == "ok" and 10.0 <= op.time < 24.5)
-                else Op(op.index, op.process, op.region, op.host, op.address, "info", op.f, None, op.time + 3.0,
-                        op.wall, latency=None, error="timeout")
-                for op in history]
+    silenced = [
+        op
+        if not (op.process == "r2" and op.f == "incr" and op.type == "ok" and 10.0 <= op.time < 24.5)
+        else Op(
+            op.index,
+            op.process,
+            op.region,
+            op.host,
+            op.address,
+            "info",
+            op.f,
+            None,
+            op.time + 3.0,
+            op.wall,
+            latency=None,
+            error="timeout",
+        )
+        for op in history
+    ]
     result = checker.check(silenced)
     failed = {(e.name, e.region) for e in result.expectations if e.ok is False}
     assert ("writes continue", "r2") in failed

@@ -25,14 +25,17 @@ def test_defaults_come_from_the_topology(example) -> None:  # type: ignore[no-un
     assert resolve(example, "wan-degrade").rtt == 0.2
 
 
-@pytest.mark.parametrize(("kind", "args", "message"), [
-    ("region-partition", {"region": "r9"}, "unknown region"),
-    ("node-loss", {"host": "r1-proxy1"}, "not a Galera node"),
-    ("proxy-loss", {"region": "r1", "host": "r2-proxy1"}, "not a proxy of region r1"),
-    ("keystone-loss", {"host": "r1-db1"}, "takes --region"),
-    ("wan-degrade", {"between": ("r1", "r1")}, "two different regions"),
-    ("meteor", {}, "unknown drill"),
-])
+@pytest.mark.parametrize(
+    ("kind", "args", "message"),
+    [
+        ("region-partition", {"region": "r9"}, "unknown region"),
+        ("node-loss", {"host": "r1-proxy1"}, "not a Galera node"),
+        ("proxy-loss", {"region": "r1", "host": "r2-proxy1"}, "not a proxy of region r1"),
+        ("keystone-loss", {"host": "r1-db1"}, "takes --region"),
+        ("wan-degrade", {"between": ("r1", "r1")}, "two different regions"),
+        ("meteor", {}, "unknown drill"),
+    ],
+)
 def test_bad_targets_are_usage_errors(example, kind, args, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UsageError, match=message):
         resolve(example, kind, **args)
@@ -87,7 +90,8 @@ def test_default_fault_window_leaves_time_to_watch_a_read_only_region(example) -
     partition = resolve(example, "region-partition", region="r3")
     b = derive_bounds(example, partition, rtt=0.05)
     assert heal_after(example, partition, rtt=0.05) == pytest.approx(
-        b.galera_detection + b.haproxy_detection + b.slack + OBSERVE)
+        b.galera_detection + b.haproxy_detection + b.slack + OBSERVE
+    )
     assert heal_after(example, resolve(example, "keystone-loss", region="r1")) == HEAL_AFTER  # nothing read-only
 
 

@@ -18,17 +18,43 @@ def test_report_json_has_the_documented_keys(tmp_path: Path) -> None:
     report.write(tmp_path, result)
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["schema"] == "kgt.drill.report/1"
-    assert set(data) >= {"drill", "verdict", "code", "summary", "line", "fault", "topology", "timeline",
-                         "prediction", "observed", "bounds", "measurements", "expectations", "verify", "files"}
+    assert set(data) >= {
+        "drill",
+        "verdict",
+        "code",
+        "summary",
+        "line",
+        "fault",
+        "topology",
+        "timeline",
+        "prediction",
+        "observed",
+        "bounds",
+        "measurements",
+        "expectations",
+        "verify",
+        "files",
+    }
     assert data["verdict"] == "pass" and data["code"] == 0
-    assert set(data["measurements"]) >= {"detect", "vip_move", "heal", "regions", "acknowledged_writes",
-                                         "lost_writes", "anomalies"}
+    assert set(data["measurements"]) >= {
+        "detect",
+        "vip_move",
+        "heal",
+        "regions",
+        "acknowledged_writes",
+        "lost_writes",
+        "anomalies",
+    }
     assert set(data["measurements"]["regions"]["r1"]) == {"writes", "tokens", "validations"}
     # The cut-off region (predicted read-only) also reports how it served read-only.
-    assert set(data["measurements"]["regions"]["r3"]) == {"writes", "tokens", "validations", "dirty_reads",
-                                                          "read_only"}
-    assert set(data["measurements"]["regions"]["r3"]["read_only"]) == {"since", "until", "non_primary_at",
-                                                                       "tokens", "validations"}
+    assert set(data["measurements"]["regions"]["r3"]) == {"writes", "tokens", "validations", "dirty_reads", "read_only"}
+    assert set(data["measurements"]["regions"]["r3"]["read_only"]) == {
+        "since",
+        "until",
+        "non_primary_at",
+        "tokens",
+        "validations",
+    }
     assert data["bounds"]["rtt"] == 0.0
     assert data["verify"]["schema"] == "kgt.check.verify/1"
     assert data["topology"]["flagged"] is False

@@ -17,7 +17,8 @@ SECRETS = {"verify_password": "v", "admin_password": "a", "keystone_admin_passwo
 
 
 def test_drill_uses_its_own_schema_and_leaves_the_verify_defaults_alone(
-        example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    example: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log: list[str] = []
     monkeypatch.setattr(verify, "_connect", lambda *_args, **_session: FakeConnection(log))
     drill = workloads.Workloads(example, SECRETS, History(), workloads.Settings())

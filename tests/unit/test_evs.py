@@ -40,15 +40,17 @@ CASES: dict[str, dict[str, Any]] = {
     "user-window-above-send-window": {"send_window": 64, "user_send_window": 128},
     "send-window-alone-below-default": {"send_window": 64},
     "wan-tuned": {
-        "keepalive_period": "3s", "suspect_timeout": "30s", "inactive_timeout": "90s", "install_timeout": "45s"
+        "keepalive_period": "3s",
+        "suspect_timeout": "30s",
+        "inactive_timeout": "90s",
+        "install_timeout": "45s",
     },
 }
 
 
 def write(directory: Path, galera: dict[str, Any], rtt: str = "50ms") -> Path:
     """Three one-node regions with `galera` under defaults."""
-    return write_topology(directory, topology_data(per_region=["galera"], vips=0, rtt=rtt,
-                                                   defaults={"galera": galera}))
+    return write_topology(directory, topology_data(per_region=["galera"], vips=0, rtt=rtt, defaults={"galera": galera}))
 
 
 def unvalidated(directory: Path, galera: dict[str, Any], rtt: str = "50ms") -> Topology:
@@ -79,7 +81,10 @@ def garbd_verdict(options: list[tuple[str, str]], workdir: Path, timeout: float)
     text = "; ".join([f"gmcast.listen_addr={listen}", *(f"{k}={v}" for k, v in options)])
     proc = subprocess.Popen(
         [GARBD, "--address", f"gcomm://127.0.0.1:{free_port()}", "--group", "kgt-evs-oracle", "--options", text],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,  # it writes gvwstate.dat there
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=workdir,  # it writes gvwstate.dat there
     )
     deadline = time.monotonic() + timeout
     try:

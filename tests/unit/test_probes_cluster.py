@@ -22,20 +22,39 @@ from toolkit.topology import load
 UUID_A, UUID_B = "aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000"
 
 
-def result(topology: Any, name: str, *, status: str = "Primary", size: int = 3, uuid: str = UUID_A, conf: int = 5,
-           state: str = "Synced", members: tuple[str, ...] | None = None, weight: int | None = None) -> NodeResult:
+def result(
+    topology: Any,
+    name: str,
+    *,
+    status: str = "Primary",
+    size: int = 3,
+    uuid: str = UUID_A,
+    conf: int = 5,
+    state: str = "Synced",
+    members: tuple[str, ...] | None = None,
+    weight: int | None = None,
+) -> NodeResult:
     host = topology.host(name)
     addresses = members if members is not None else tuple(f"{h.address}:3306" for h in topology.galera_nodes)
     values = {
-        "wsrep_cluster_status": status, "wsrep_cluster_size": str(size), "wsrep_cluster_state_uuid": uuid,
-        "wsrep_cluster_conf_id": str(conf), "wsrep_local_state_comment": state, "wsrep_ready": "ON",
-        "wsrep_connected": "ON", "wsrep_flow_control_paused": "0.01", "wsrep_local_recv_queue": "0",
-        "wsrep_evs_repl_latency": "0.001/0.002/0.003/0.0005/10", "wsrep_incoming_addresses": ",".join(addresses),
+        "wsrep_cluster_status": status,
+        "wsrep_cluster_size": str(size),
+        "wsrep_cluster_state_uuid": uuid,
+        "wsrep_cluster_conf_id": str(conf),
+        "wsrep_local_state_comment": state,
+        "wsrep_ready": "ON",
+        "wsrep_connected": "ON",
+        "wsrep_flow_control_paused": "0.01",
+        "wsrep_local_recv_queue": "0",
+        "wsrep_evs_repl_latency": "0.001/0.002/0.003/0.0005/10",
+        "wsrep_incoming_addresses": ",".join(addresses),
     }
     if weight is not None:
         values["wsrep_cluster_weight"] = str(weight)
-    variables = {"wsrep_provider_options": f"gmcast.segment = {topology.region(host.region).segment}; x = 1",
-                 "wsrep_cluster_name": topology.name}
+    variables = {
+        "wsrep_provider_options": f"gmcast.segment = {topology.region(host.region).segment}; x = 1",
+        "wsrep_cluster_name": topology.name,
+    }
     return NodeResult.from_status(host, values, variables, 0.01)
 
 
@@ -53,10 +72,14 @@ def evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, **thres
 
     from toolkit.probes import model
 
-    check = nagiosplugin.Check(resource, cluster._Missing(resource, thresholds.get("warning", "0"),
-                                                          thresholds.get("critical")),
-                               nagiosplugin.ScalarContext("perf"), model.Rule("finding"),
-                               model.Summary(lambda results: str(resource.verdict.summary)), name=cluster.NAME)
+    check = nagiosplugin.Check(
+        resource,
+        cluster._Missing(resource, thresholds.get("warning", "0"), thresholds.get("critical")),
+        nagiosplugin.ScalarContext("perf"),
+        model.Rule("finding"),
+        model.Summary(lambda results: str(resource.verdict.summary)),
+        name=cluster.NAME,
+    )
     check()
     text, code = runtime.render(check)
     return text.strip(), code
@@ -68,9 +91,11 @@ def all_synced(t: Any) -> list[NodeResult]:
 
 def r3_cut_off(t: Any) -> list[NodeResult]:
     two = ("10.213.1.11:3306", "10.213.2.11:3306")
-    return [result(t, "r1-db1", size=2, conf=6, members=two), result(t, "r2-db1", size=2, conf=6, members=two),
-            result(t, "r3-db1", status="non-Primary", size=1, conf=18,
-                   members=("10.213.3.11:3306",))]
+    return [
+        result(t, "r1-db1", size=2, conf=6, members=two),
+        result(t, "r2-db1", size=2, conf=6, members=two),
+        result(t, "r3-db1", status="non-Primary", size=1, conf=18, members=("10.213.3.11:3306",)),
+    ]
 
 
 def test_all_synced_is_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,8 +103,15 @@ def test_all_synced_is_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert code == 0, text
     assert "missing=0;0;;0;3" in text
     assert "primary_weight=3;;;0;3" in text
-    for label in ("missing_r1=0;;;0;1", "nodes_synced=3;;;0;3", "regions_primary=3;;;0;3", "components=1;;;0",
-                  "flow_control_paused_max=0.01;;;0;1", "recv_queue_max=0;;;0", "repl_latency_max=0.002s;;;0"):
+    for label in (
+        "missing_r1=0;;;0;1",
+        "nodes_synced=3;;;0;3",
+        "regions_primary=3;;;0;3",
+        "components=1;;;0",
+        "flow_control_paused_max=0.01;;;0;1",
+        "recv_queue_max=0;;;0",
+        "repl_latency_max=0.002s;;;0",
+    ):
         assert label in text
 
 
@@ -99,8 +131,11 @@ def test_region_cut_off_is_judged_by_the_missing_thresholds(tmp_path: Path, monk
 def test_unreachable_node_counts_as_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def make(t: Any) -> list[NodeResult]:
         two = ("10.213.1.11:3306", "10.213.2.11:3306")
-        return [result(t, "r1-db1", size=2, members=two), result(t, "r2-db1", size=2, members=two),
-                down(t, "r3-db1", "timeout")]
+        return [
+            result(t, "r1-db1", size=2, members=two),
+            result(t, "r2-db1", size=2, members=two),
+            down(t, "r3-db1", "timeout"),
+        ]
 
     text, code = evaluate(tmp_path, monkeypatch, make)
     assert code == 1
@@ -128,9 +163,11 @@ def test_no_primary_is_critical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_split_brain_is_critical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def make(t: Any) -> list[NodeResult]:
-        return [result(t, "r1-db1", size=2, members=("10.213.1.11:3306", "10.213.2.11:3306")),
-                result(t, "r2-db1", size=2, members=("10.213.1.11:3306", "10.213.2.11:3306")),
-                result(t, "r3-db1", size=1, uuid=UUID_B, members=("10.213.3.11:3306",))]
+        return [
+            result(t, "r1-db1", size=2, members=("10.213.1.11:3306", "10.213.2.11:3306")),
+            result(t, "r2-db1", size=2, members=("10.213.1.11:3306", "10.213.2.11:3306")),
+            result(t, "r3-db1", size=1, uuid=UUID_B, members=("10.213.3.11:3306",)),
+        ]
 
     text, code = evaluate(tmp_path, monkeypatch, make)
     assert code == 2

@@ -58,8 +58,9 @@ class FakeDns:
             elif name not in self.records:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif query.question[0].rdtype == dns.rdatatype.A and self.records[name]:
-                response.answer.append(dns.rrset.from_text_list(name, 60, dns.rdataclass.IN, dns.rdatatype.A,
-                                                                self.records[name]))
+                response.answer.append(
+                    dns.rrset.from_text_list(name, 60, dns.rdataclass.IN, dns.rdatatype.A, self.records[name])
+                )
             self.sock.sendto(response.to_wire(), peer)
 
 
@@ -76,8 +77,9 @@ def server() -> Iterator[FakeDns]:
 
 
 def probe(tmp_path: Path, fake: FakeDns, *extra: str) -> object:
-    return run("dns", "--topology", str(example_topology(tmp_path)), "--server", "127.0.0.1",
-               "-p", str(fake.port), *extra)
+    return run(
+        "dns", "--topology", str(example_topology(tmp_path)), "--server", "127.0.0.1", "-p", str(fake.port), *extra
+    )
 
 
 def test_right_records_are_ok(tmp_path: Path, server: FakeDns) -> None:
@@ -128,8 +130,17 @@ def test_timeout_is_honoured_against_a_silent_server(tmp_path: Path, server: Fak
 
 
 def test_plain_expect_without_topology(tmp_path: Path, server: FakeDns) -> None:
-    out = run("dns", "--expect", "r3.kgt.example=10.213.3.101,10.213.3.100", "--server", "127.0.0.1",
-              "-p", str(server.port), "-c", "5")
+    out = run(
+        "dns",
+        "--expect",
+        "r3.kgt.example=10.213.3.101,10.213.3.100",
+        "--server",
+        "127.0.0.1",
+        "-p",
+        str(server.port),
+        "-c",
+        "5",
+    )
     assert out.state == "OK", out.stdout
     assert out.perf["resolve_time"]["crit"] == "5"
 

@@ -88,8 +88,15 @@ def run(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) ->
     """`python -m toolkit.cli probe ARGS` as a subprocess; asserts the plugin format and exit code."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "toolkit.cli", "probe", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=environment, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "probe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=environment,
+        check=False,
+    )
     seconds = time.monotonic() - started
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     probe, state, text, perf = parse(done.stdout)
@@ -175,7 +182,8 @@ def have(binary: str) -> bool:
 def test_status_line_and_perfdata_parse() -> None:
     probe, state, text, perf = parse(
         "KGT HAPROXY WARNING - galera-write of r1 served by region r2 | 'galera-write_up'=1;;1:;0;3 "
-        "repl_latency=0.0012s;;;0 cert_failures=0c;;;0 cluster_size=3")
+        "repl_latency=0.0012s;;;0 cert_failures=0c;;;0 cluster_size=3"
+    )
     assert (probe, state) == ("HAPROXY", "WARNING")
     assert text.startswith("galera-write of r1")
     assert perf["galera-write_up"] == {"value": "1", "uom": "", "warn": "", "crit": "1:", "min": "0", "max": "3"}

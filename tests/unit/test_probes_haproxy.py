@@ -24,8 +24,10 @@ def backend(name: str, iid: int, servers: list[tuple[str, str, bool]]) -> list[s
     rows = [f"{name},FRONTEND,0,OPEN,,,,{iid},0,,,"]
     for sid, (server, status, backup) in enumerate(servers, start=1):
         check = "L7OK,3" if status == "UP" else "L7STS,2"
-        rows.append(f"{name},{server},{2 if status == 'UP' else 0},{status},1,{0 if backup else 1},"
-                    f"{1 if backup else 0},{iid},{sid},{check},")
+        rows.append(
+            f"{name},{server},{2 if status == 'UP' else 0},{status},1,{0 if backup else 1},"
+            f"{1 if backup else 0},{iid},{sid},{check},"
+        )
     active = sum(1 for _, st, b in servers if st == "UP" and not b)
     backups = sum(1 for _, st, b in servers if st == "UP" and b)
     rows.append(f"{name},BACKEND,2,{'UP' if active + backups else 'DOWN'},1,{active},{backups},{iid},0,,,")
@@ -98,8 +100,9 @@ def stats() -> Iterator[int]:
 
 def probe(tmp_path: Path, port: int, *extra: str) -> object:
     topology = example_topology(tmp_path)
-    return run("haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1",
-               "-P", str(port), *extra)
+    return run(
+        "haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port), *extra
+    )
 
 
 def test_healthy_proxy_is_ok_with_perfdata_per_backend(tmp_path: Path, stats: int) -> None:
@@ -160,15 +163,21 @@ def test_backend_missing_from_stats_is_critical(tmp_path: Path, stats: int) -> N
 
 def test_without_topology_any_backup_serving_is_warning(tmp_path: Path, stats: int) -> None:
     FakeStats.body = stats_csv(["DOWN", "UP", "UP"], ["UP", "UP", "UP"], ["UP", "UP", "UP"])
-    out = run("haproxy", "--url", f"http://127.0.0.1:{stats}/stats",
-              "--password-file", str(password_file(tmp_path, "statspw")))
+    out = run(
+        "haproxy",
+        "--url",
+        f"http://127.0.0.1:{stats}/stats",
+        "--password-file",
+        str(password_file(tmp_path, "statspw")),
+    )
     assert out.state == "WARNING", out.stdout
     assert "galera-write served by backup r2-db1" in out.text
 
 
 def test_wrong_credentials_are_unknown(tmp_path: Path, stats: int) -> None:
-    out = run("haproxy", "--url", f"http://127.0.0.1:{stats}/stats",
-              "--password-file", str(password_file(tmp_path, "wrong")))
+    out = run(
+        "haproxy", "--url", f"http://127.0.0.1:{stats}/stats", "--password-file", str(password_file(tmp_path, "wrong"))
+    )
     assert out.state == "UNKNOWN", out.stdout
     assert "rejected the credentials of kgt" in out.text
 
@@ -178,8 +187,7 @@ def test_unreachable_stats_listener_is_critical(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connection refused
-        out = run("haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1",
-                  "-P", str(port))
+        out = run("haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port))
     assert out.state == "CRITICAL", out.stdout
     assert "unreachable" in out.text and "Connection refused" in out.text
 

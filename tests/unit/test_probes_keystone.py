@@ -61,7 +61,11 @@ def handler(region: str) -> type[http.server.BaseHTTPRequestHandler]:
             user = body["auth"]["identity"]["password"]["user"]
             scope = body["auth"]["scope"]["project"]
             good = (user["name"], user["password"], user["domain"]["name"], scope["name"]) == (
-                "admin", "ksadminpw", "Default", "admin")
+                "admin",
+                "ksadminpw",
+                "Default",
+                "admin",
+            )
             if self.path != "/v3/auth/tokens" or not good:
                 self.reply(401, {"error": {"code": 401, "title": "Unauthorized"}})
                 return
@@ -76,8 +80,9 @@ def handler(region: str) -> type[http.server.BaseHTTPRequestHandler]:
             if self.path != "/v3/auth/tokens" or auth not in Site.issued:
                 self.reply(401, {"error": {"code": 401, "title": "Unauthorized"}})
             elif subject not in Site.issued or region in Site.rejecting:
-                self.reply(404, {"error": {"code": 404, "title": "Not Found",
-                                           "message": f"Could not find token: {subject}."}})
+                self.reply(
+                    404, {"error": {"code": 404, "title": "Not Found", "message": f"Could not find token: {subject}."}}
+                )
             else:
                 self.reply(200, TOKEN_BODY, subject)
 

@@ -16,8 +16,14 @@ BLOCK = re.compile(r"^define (\w+) \{\n((?:    \S+ +.+\n)+)\}$", re.M)
 
 
 def config(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "toolkit.cli", "probe", "nagios-config", *args], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "probe", "nagios-config", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
 
 
 def blocks(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -35,11 +41,22 @@ def test_every_host_and_region_has_its_services(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     defs = blocks(done.stdout)
     commands = {f["command_name"]: f["command_line"] for k, f in defs if k == "command"}
-    assert commands["kgt_galera"] == ("/opt/kgt/bin/kgt probe galera --topology /etc/kgt/site.yaml "
-                                      "--node $HOSTNAME$ -t 10")
+    assert commands["kgt_galera"] == (
+        "/opt/kgt/bin/kgt probe galera --topology /etc/kgt/site.yaml --node $HOSTNAME$ -t 10"
+    )
     hosts = {f["host_name"]: f for k, f in defs if k == "host" and "register" not in f}
-    assert set(hosts) == {"r1-db1", "r1-proxy1", "r1-proxy2", "r2-db1", "r2-proxy1", "r2-proxy2", "r3-db1",
-                          "r3-proxy1", "r3-proxy2", "kgt-kgt-example"}
+    assert set(hosts) == {
+        "r1-db1",
+        "r1-proxy1",
+        "r1-proxy2",
+        "r2-db1",
+        "r2-proxy1",
+        "r2-proxy2",
+        "r3-db1",
+        "r3-proxy1",
+        "r3-proxy2",
+        "kgt-kgt-example",
+    }
     assert hosts["r2-proxy1"]["address"] == "10.213.2.21" and hosts["r2-proxy1"]["hostgroups"] == "kgt-r2"
     services = {(f["host_name"], f["service_description"]): f["check_command"] for k, f in defs if k == "service"}
     for n in (1, 2, 3):
@@ -96,8 +113,9 @@ def test_real_nagios_accepts_the_definitions(tmp_path: Path) -> None:
         (work / "kgt.cfg").write_text(done.stdout)
         (work / "resource.cfg").write_text("$USER1$=/usr/lib/nagios/plugins\n")
         (work / "nagios.cfg").write_text(NAGIOS_CFG.format(d=work))
-        verify = subprocess.run(["nagios4", "-v", str(work / "nagios.cfg")], capture_output=True, text=True,
-                                check=False)
+        verify = subprocess.run(
+            ["nagios4", "-v", str(work / "nagios.cfg")], capture_output=True, text=True, check=False
+        )
     assert verify.returncode == 0, verify.stdout
     assert "Total Errors:   0" in verify.stdout
     assert "Checked 20 services." in verify.stdout and "Checked 10 hosts." in verify.stdout

@@ -26,8 +26,15 @@ def ip_json(tmp_path: Path, *extra: str) -> Path:
 
 
 def on_proxy(tmp_path: Path, *held: str) -> object:
-    return run("vip", "--topology", str(example_topology(tmp_path)), "--host", "r1-proxy1",
-               "--addr-json", str(ip_json(tmp_path, *held)))
+    return run(
+        "vip",
+        "--topology",
+        str(example_topology(tmp_path)),
+        "--host",
+        "r1-proxy1",
+        "--addr-json",
+        str(ip_json(tmp_path, *held)),
+    )
 
 
 def test_holding_exactly_its_master_vips_is_ok(tmp_path: Path) -> None:
@@ -57,8 +64,9 @@ def test_holding_another_regions_vip_is_critical(tmp_path: Path) -> None:
 
 
 def test_not_a_keepalived_host_is_unknown(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--host", "r1-db1",
-              "--addr-json", str(ip_json(tmp_path)))
+    out = run(
+        "vip", "--topology", str(example_topology(tmp_path)), "--host", "r1-db1", "--addr-json", str(ip_json(tmp_path))
+    )
     assert out.state == "UNKNOWN", out.stdout
     assert "has no keepalived role" in out.text
 
@@ -71,8 +79,14 @@ def test_unparsable_ip_output_is_unknown(tmp_path: Path) -> None:
 
 
 def observations(skip: str = "", **overrides: str) -> list[str]:
-    held = {"r1-proxy1": VIP1, "r1-proxy2": VIP2, "r2-proxy1": "10.213.2.100", "r2-proxy2": "10.213.2.101",
-            "r3-proxy1": "10.213.3.100", "r3-proxy2": "10.213.3.101"}
+    held = {
+        "r1-proxy1": VIP1,
+        "r1-proxy2": VIP2,
+        "r2-proxy1": "10.213.2.100",
+        "r2-proxy2": "10.213.2.101",
+        "r3-proxy1": "10.213.3.100",
+        "r3-proxy2": "10.213.3.101",
+    }
     held.update(overrides)
     return [arg for host, ips in held.items() if host != skip for arg in ("--observe", f"{host}={ips}")]
 
@@ -86,8 +100,9 @@ def test_all_in_place_is_ok(tmp_path: Path) -> None:
 
 
 def test_vip_held_twice_is_critical(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all",
-              *observations(**{"r1-proxy2": f"{VIP1},{VIP2}"}))
+    out = run(
+        "vip", "--topology", str(example_topology(tmp_path)), "--all", *observations(**{"r1-proxy2": f"{VIP1},{VIP2}"})
+    )
     assert out.state == "CRITICAL", out.stdout
     assert out.text == "r1-vip1 (10.213.1.100) held twice: r1-proxy1, r1-proxy2"
     assert out.perf["r1-vip1_holders"]["value"] == "2"
@@ -100,15 +115,29 @@ def test_vip_held_by_nobody_is_critical(tmp_path: Path) -> None:
 
 
 def test_failed_over_vip_is_warning(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all",
-              *observations(**{"r2-proxy1": "", "r2-proxy2": "10.213.2.100,10.213.2.101"}))
+    out = run(
+        "vip",
+        "--topology",
+        str(example_topology(tmp_path)),
+        "--all",
+        *observations(**{"r2-proxy1": "", "r2-proxy2": "10.213.2.100,10.213.2.101"}),
+    )
     assert out.state == "WARNING", out.stdout
     assert out.text == "r2-vip1 (10.213.2.100) held by r2-proxy2, its MASTER r2-proxy1 does not hold it"
 
 
 def test_local_host_counts_as_an_observation(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all", *observations(skip="r1-proxy1"),
-              "--host", "r1-proxy1", "--addr-json", str(ip_json(tmp_path, VIP1)))
+    out = run(
+        "vip",
+        "--topology",
+        str(example_topology(tmp_path)),
+        "--all",
+        *observations(skip="r1-proxy1"),
+        "--host",
+        "r1-proxy1",
+        "--addr-json",
+        str(ip_json(tmp_path, VIP1)),
+    )
     assert out.state == "OK", out.stdout
 
 

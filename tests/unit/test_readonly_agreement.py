@@ -313,10 +313,14 @@ def heavy_garbd(directory: Path) -> Topology:
 
     Cut off, r3's garbd alone is a Primary component, but it holds no data: Keystone is down there.
     """
-    data = topology_data(per_region=[("galera+keystone+memcached", "haproxy+keepalived"),
-                                     ("galera+keystone+memcached", "haproxy+keepalived"),
-                                     ("garbd", "keystone+memcached", "haproxy+keepalived")],
-                         weights={"r3-arb1": 3})
+    data = topology_data(
+        per_region=[
+            ("galera+keystone+memcached", "haproxy+keepalived"),
+            ("galera+keystone+memcached", "haproxy+keepalived"),
+            ("garbd", "keystone+memcached", "haproxy+keepalived"),
+        ],
+        weights={"r3-arb1": 3},
+    )
     return load(write_topology(directory, data))
 
 

@@ -25,12 +25,32 @@ def test_installed_wheel_renders_the_example(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(target)}
     topology = tmp_path / "example.yaml"
     topology.write_text((ROOT / "topology" / "example.yaml").read_text())
-    done = subprocess.run([sys.executable, "-c", "import sys, toolkit.cli; sys.exit(toolkit.cli.main())",
-                           "render", str(topology), "-o", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, toolkit.cli; sys.exit(toolkit.cli.main())",
+            "render",
+            str(topology),
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    probe = subprocess.run([sys.executable, "-c", "import toolkit; print(toolkit.__file__)"], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import toolkit; print(toolkit.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.startswith(str(target)), "rendered with the checkout, not the installed wheel"
     assert (out / "r1-db1" / "etc" / "mysql" / "mariadb.conf.d" / "60-galera.cnf").exists()
     assert (out / "r1-proxy1" / "etc" / "haproxy" / "haproxy.cfg").exists()

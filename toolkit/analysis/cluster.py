@@ -73,8 +73,9 @@ def _cut(groups: Iterable[frozenset[str]], side: frozenset[str]) -> tuple[frozen
     return tuple(out)
 
 
-def effect(layout: Layout, state: State, events: Iterable[Event]) -> tuple[tuple[frozenset[str], ...],
-                                                                           frozenset[str], frozenset[str]]:
+def effect(
+    layout: Layout, state: State, events: Iterable[Event]
+) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[str]]:
     """What a step does: the groups after it, the hosts it crashes, the voters it stops cleanly."""
     groups = state.groups
     crashed: set[str] = set()
@@ -174,8 +175,7 @@ def evaluate(layout: Layout, steps: Iterable[Iterable[Event]]) -> Outcome:
     return Outcome(layout, frozen, run(layout, frozen))
 
 
-def outcome(layout: Layout, state: State, kind: str, name: str,
-            steps: tuple[tuple[str, ...], ...] = ()) -> Scenario:
+def outcome(layout: Layout, state: State, kind: str, name: str, steps: tuple[tuple[str, ...], ...] = ()) -> Scenario:
     """The scenario a state stands for: its components and what every region sees."""
     components = []
     regions: dict[str, RegionOutcome] = {}
@@ -184,8 +184,15 @@ def outcome(layout: Layout, state: State, kind: str, name: str,
         members = state.members(layout, group)
         primary = bool(members) and group == state.primary
         data = any(v.data for v in members)
-        components.append(Component(tuple(r for r in in_group if r not in state.lost), tuple(v.host for v in members),
-                                    sum(v.weight for v in members), primary, data))
+        components.append(
+            Component(
+                tuple(r for r in in_group if r not in state.lost),
+                tuple(v.host for v in members),
+                sum(v.weight for v in members),
+                primary,
+                data,
+            )
+        )
         for region in in_group:
             regions[region] = _region(layout, state, region, primary, data)
     ordered = {r: regions[r] for r in layout.regions}

@@ -33,8 +33,9 @@ def _key(layout: Layout, combo: Sequence[Event]) -> cluster.Effect:
     return frozenset(g - lost for g in groups if g - lost), crashed, graceful
 
 
-def combinations(layout: Layout, depth: int, splits: bool = True,
-                 limit: int = MAX_SCENARIOS) -> tuple[list[Outcome], list[str]]:
+def combinations(
+    layout: Layout, depth: int, splits: bool = True, limit: int = MAX_SCENARIOS
+) -> tuple[list[Outcome], list[str]]:
     """Every combination of up to `depth` simultaneous events; (outcomes, notes).
 
     Depth 1 is today's single failures (`quorum.scenarios`); from depth 2 on, clean stops
@@ -46,7 +47,7 @@ def combinations(layout: Layout, depth: int, splits: bool = True,
         return out, []
     pool = single_events(layout, splits, maintenance=True)
     seen = {_key(layout, [e]) for e in failures}
-    for e in pool[len(failures):]:
+    for e in pool[len(failures) :]:
         seen.add(_key(layout, [e]))
         out.append(evaluate(layout, [[e]]))
     notes: list[str] = []
@@ -57,8 +58,10 @@ def combinations(layout: Layout, depth: int, splits: bool = True,
                 continue
             seen.add(key)
             if len(out) >= limit:
-                notes.append(f"more than {limit} scenarios: the list stops there (combinations of {size} "
-                             f"events and deeper were not all analysed)")
+                notes.append(
+                    f"more than {limit} scenarios: the list stops there (combinations of {size} "
+                    f"events and deeper were not all analysed)"
+                )
                 return out, notes
             out.append(evaluate(layout, [list(combo)]))
     return out, notes
@@ -87,8 +90,11 @@ def sequences(layout: Layout, splits: bool = True, firsts: Sequence[Event] | Non
             out.append(AfterFirst(head, ()))
             continue
         alone = _key(layout, [first])
-        then = tuple(evaluate(layout, [[first], [second]]) for second in pool
-                     if second != first and _key(layout, [first, second]) != alone)
+        then = tuple(
+            evaluate(layout, [[first], [second]])
+            for second in pool
+            if second != first and _key(layout, [first, second]) != alone
+        )
         out.append(AfterFirst(head, then))
     return out
 

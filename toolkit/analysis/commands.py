@@ -44,8 +44,16 @@ def parse_steps(layout: Layout, fail: str, then: Sequence[str]) -> list[list[eve
     return steps
 
 
-def run(topology: Topology, fmt: str, depth: int, sequence: bool, fail: str | None, then: Sequence[str],
-        verbose: bool, echo: Echo) -> None:
+def run(
+    topology: Topology,
+    fmt: str,
+    depth: int,
+    sequence: bool,
+    fail: str | None,
+    then: Sequence[str],
+    verbose: bool,
+    echo: Echo,
+) -> None:
     """Analyse and print in the chosen form."""
     if sum((depth > 1, sequence, fail is not None)) > 1:
         raise UsageError("give one of --depth N, --sequence or --fail")
@@ -56,8 +64,11 @@ def run(topology: Topology, fmt: str, depth: int, sequence: bool, fail: str | No
     if fail is not None:
         outcomes = combine.what_if(layout, parse_steps(layout, fail, then))
         if fmt == "json":
-            echo(json.dumps({"total_weight": layout.total_weight, "steps": [o.scenario.to_json() for o in outcomes]},
-                            indent=2))
+            echo(
+                json.dumps(
+                    {"total_weight": layout.total_weight, "steps": [o.scenario.to_json() for o in outcomes]}, indent=2
+                )
+            )
             return
         echo(head)
         width = max(len(o.name) for o in outcomes)
@@ -68,10 +79,19 @@ def run(topology: Topology, fmt: str, depth: int, sequence: bool, fail: str | No
         entries = combine.sequences(layout)
         budget = combine.budget(layout)
         if fmt == "json":
-            echo(json.dumps({"total_weight": layout.total_weight, "budget": budget,
-                             "sequences": [{"first": e.first.scenario.to_json(),
-                                            "then": [o.scenario.to_json() for o in e.then]} for e in entries]},
-                            indent=2))
+            echo(
+                json.dumps(
+                    {
+                        "total_weight": layout.total_weight,
+                        "budget": budget,
+                        "sequences": [
+                            {"first": e.first.scenario.to_json(), "then": [o.scenario.to_json() for o in e.then]}
+                            for e in entries
+                        ],
+                    },
+                    indent=2,
+                )
+            )
             return
         echo(head)
         for e in entries:
@@ -85,9 +105,18 @@ def run(topology: Topology, fmt: str, depth: int, sequence: bool, fail: str | No
     outcomes, notes = combine.combinations(layout, depth)
     fixes = analyze(topology).fixes
     if fmt == "json":
-        echo(json.dumps({"total_weight": layout.total_weight, "depth": depth,
-                         "scenarios": [o.scenario.to_json() for o in outcomes], "fixes": list(fixes),
-                         "notes": notes}, indent=2))
+        echo(
+            json.dumps(
+                {
+                    "total_weight": layout.total_weight,
+                    "depth": depth,
+                    "scenarios": [o.scenario.to_json() for o in outcomes],
+                    "fixes": list(fixes),
+                    "notes": notes,
+                },
+                indent=2,
+            )
+        )
         return
     echo(head)
     survived = sum(1 for o in outcomes if o.survives)

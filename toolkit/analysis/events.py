@@ -35,8 +35,12 @@ class Event:
             assert self.sides is not None
             a, b = self.sides
             return f"split {{{','.join(sorted(a))}}} | {{{','.join(sorted(b))}}}"
-        verb = {"node-loss": "lose", "region-loss": "lose region", "region-isolated": "isolate region",
-                "maintenance": "restart"}[self.kind]
+        verb = {
+            "node-loss": "lose",
+            "region-loss": "lose region",
+            "region-isolated": "isolate region",
+            "maintenance": "restart",
+        }[self.kind]
         return f"{verb} {self.target}"
 
     @property
@@ -95,14 +99,15 @@ def parse(text: str, hosts: dict[str, bool], regions: tuple[str, ...]) -> Event:
         side = [r.strip() for r in match.group(1).split(",") if r.strip()]
         other = {r.strip() for r in match.group(2).split(",") if r.strip()}
         if set(side) | other != set(regions) or set(side) & other:
-            raise UsageError(f"'{text}': a split names every region once, on one of two sides "
-                             f"(regions: {', '.join(regions)})")
+            raise UsageError(
+                f"'{text}': a split names every region once, on one of two sides (regions: {', '.join(regions)})"
+            )
         return _split(side, regions, text)
     for prefix, kind in (("lose region ", "region-loss"), ("isolate region ", "region-isolated")):
         if word.startswith(prefix):
-            return _region_event(kind, word[len(prefix):], regions, text)
+            return _region_event(kind, word[len(prefix) :], regions, text)
     if word.startswith("restart "):
-        return _host_event("maintenance", word[len("restart "):], hosts, text)
+        return _host_event("maintenance", word[len("restart ") :], hosts, text)
     target = word.removeprefix("lose ")
     if target in regions and target not in hosts:
         return region_loss(target)
@@ -119,8 +124,10 @@ def _region_event(kind: str, region: str, regions: tuple[str, ...], text: str) -
 
 def _host_event(kind: str, host: str, hosts: dict[str, bool], text: str) -> Event:
     if host not in hosts:
-        raise UsageError(f"'{text}': not a host, region or scenario name (e.g. 'lose r1-db1', 'r1-db1', "
-                         "'lose region r3', 'isolate region r3', 'restart r1-db2', 'split {r1,r2} | {r3,r4}')")
+        raise UsageError(
+            f"'{text}': not a host, region or scenario name (e.g. 'lose r1-db1', 'r1-db1', "
+            "'lose region r3', 'isolate region r3', 'restart r1-db2', 'split {r1,r2} | {r3,r4}')"
+        )
     if not hosts[host]:
         raise UsageError(f"'{text}': {host} holds no vote (not galera or garbd); lose its region instead")
     return Event(kind, host)
@@ -129,6 +136,7 @@ def _host_event(kind: str, host: str, hosts: dict[str, bool], text: str) -> Even
 def _split(side: list[str], regions: tuple[str, ...], text: str) -> Event:
     unknown = [r for r in side if r not in regions]
     if unknown or not side or set(side) == set(regions):
-        raise UsageError(f"'{text}': a split names the regions of one side, not all of them "
-                         f"(regions: {', '.join(regions)})")
+        raise UsageError(
+            f"'{text}': a split names the regions of one side, not all of them (regions: {', '.join(regions)})"
+        )
     return split(side, regions)

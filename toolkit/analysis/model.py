@@ -64,8 +64,10 @@ class Scenario:
         return {
             "kind": self.kind,
             "name": self.name,
-            "components": [{"regions": list(c.regions), "hosts": list(c.hosts), "weight": c.weight,
-                            "primary": c.primary} for c in self.components],
+            "components": [
+                {"regions": list(c.regions), "hosts": list(c.hosts), "weight": c.weight, "primary": c.primary}
+                for c in self.components
+            ],
             "survives": self.survives,
             "regions": {r: {"database": o.database, "keystone": o.keystone} for r, o in self.regions.items()},
             **({"steps": [list(step) for step in self.steps]} if self.steps else {}),
@@ -88,26 +90,16 @@ class Layout:
         """The layout of a topology."""
         return cls(
             regions=tuple(r.name for r in topology.regions),
-            voters=tuple(
-                Voter(h.name, h.region, h.weight, h.has("galera"))
-                for h in topology.voters
-            ),
-            keystone_regions=frozenset(
-                r.name for r in topology.regions if r.with_role("keystone")
-            ),
-            hosts_by_region={
-                r.name: tuple(h.name for h in r.hosts) for r in topology.regions
-            },
-            proxies_by_region={
-                r.name: tuple(h.name for h in r.with_role("haproxy")) for r in topology.regions
-            },
+            voters=tuple(Voter(h.name, h.region, h.weight, h.has("galera")) for h in topology.voters),
+            keystone_regions=frozenset(r.name for r in topology.regions if r.with_role("keystone")),
+            hosts_by_region={r.name: tuple(h.name for h in r.hosts) for r in topology.regions},
+            proxies_by_region={r.name: tuple(h.name for h in r.with_role("haproxy")) for r in topology.regions},
         )
 
     @cached_property
     def total_weight(self) -> int:
         """Sum of every voter's weight."""
         return sum(v.weight for v in self.voters)
-
 
     def region_weight(self, region: str) -> int:
         """Weight of one region's voters."""

@@ -33,8 +33,10 @@ _PROMISE = re.compile(r"^\s*[a-z-]+(\s*\+\s*[a-z-]+)*(\s*>\s*[a-z-]+(\s*\+\s*[a-
 def parse(text: str) -> tuple[tuple[str, ...], ...]:
     """A promise's steps, each the kinds it combines; ValueError saying what is wrong."""
     if not _PROMISE.match(text):
-        raise ValueError(f"'{text}' is not a promise: kinds joined by '+' (at once) and '>' (in turn), "
-                         "e.g. region-loss+node-loss or region-loss>node-loss")
+        raise ValueError(
+            f"'{text}' is not a promise: kinds joined by '+' (at once) and '>' (in turn), "
+            "e.g. region-loss+node-loss or region-loss>node-loss"
+        )
     steps = tuple(tuple(k.strip() for k in step.split("+")) for step in text.split(">"))
     for step in steps:
         for kind in step:
@@ -71,8 +73,9 @@ def instances(layout: Layout, steps: Sequence[Sequence[str]]) -> Iterator[tuple[
         for parts in itertools.product(*(list(p) for p in per_kind)):
             yield tuple(e for part in parts for e in part)
 
-    def walk(i: int, done: tuple[tuple[Event, ...], ...], used: frozenset[Event]) -> Iterator[
-            tuple[tuple[Event, ...], ...]]:
+    def walk(
+        i: int, done: tuple[tuple[Event, ...], ...], used: frozenset[Event]
+    ) -> Iterator[tuple[tuple[Event, ...], ...]]:
         if i == len(steps):
             yield done
             return
@@ -89,7 +92,8 @@ def _idle(layout: Layout, done: tuple[tuple[Event, ...], ...], step: tuple[Event
     before = cluster.run(layout, done)
     whole = cluster.effect(layout, before, step)
     return any(cluster.effect(layout, before, [e for e in step if e != one]) == whole for one in step) or (
-        whole == (before.groups, frozenset(), frozenset()))
+        whole == (before.groups, frozenset(), frozenset())
+    )
 
 
 def check(layout: Layout, promise: str, limit: int = MAX_INSTANCES) -> Broken | None:
@@ -129,8 +133,11 @@ class Fix:
                 parts.append(f"add {n} Galera node{'s' if n > 1 else ''} in region {region}")
         sites = sum(1 for r, _, _ in self.add if r not in regions)
         if sites:
-            parts.append("add a garbd in a new site of its own (one small VM is enough)" if sites == 1 else
-                         f"add a garbd in each of {sites} new sites of their own (one small VM each)")
+            parts.append(
+                "add a garbd in a new site of its own (one small VM is enough)"
+                if sites == 1
+                else f"add a garbd in each of {sites} new sites of their own (one small VM each)"
+            )
         parts += [f"set pc.weight {w} on region {r}'s voters" for r, w in self.weights]
         return "; ".join(parts)
 
@@ -146,8 +153,13 @@ class Fix:
             name = f"kgt-fix-{i + 1}"
             voters.append(Voter(name, region, weight, role == "galera"))
             hosts[region].append(name)
-        return Layout(tuple(regions), tuple(voters), layout.keystone_regions,
-                      {r: tuple(h) for r, h in hosts.items()}, layout.proxies_by_region)
+        return Layout(
+            tuple(regions),
+            tuple(voters),
+            layout.keystone_regions,
+            {r: tuple(h) for r, h in hosts.items()},
+            layout.proxies_by_region,
+        )
 
 
 NEW_SITE = "kgt-site-"

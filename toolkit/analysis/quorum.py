@@ -54,11 +54,7 @@ def scenarios(layout: Layout, splits: bool = True) -> list[Scenario]:
 
 def region_failures_survived(layout: Layout) -> bool:
     """Whether every single region loss and isolation keeps a Primary component."""
-    return all(
-        s.survives
-        for s in scenarios(layout, splits=False)
-        if s.kind in ("region-loss", "region-isolated")
-    )
+    return all(s.survives for s in scenarios(layout, splits=False) if s.kind in ("region-loss", "region-isolated"))
 
 
 def suggest_fixes(layout: Layout) -> list[str]:
@@ -77,14 +73,8 @@ def suggest_fixes(layout: Layout) -> list[str]:
     }
     for weight in range(1, total + 1):
         voters = (*layout.voters, Voter("garbd", target, weight, data=False))
-        if region_failures_survived(
-            Layout(regions, voters, layout.keystone_regions, hosts)
-        ):
-            where = (
-                f"region '{target}'"
-                if voterless
-                else "a third site (one small VM is enough)"
-            )
+        if region_failures_survived(Layout(regions, voters, layout.keystone_regions, hosts)):
+            where = f"region '{target}'" if voterless else "a third site (one small VM is enough)"
             fixes.append(f"add a garbd with weight {weight} in {where}")
             break
     # 2. A weight change: lower the heaviest region until no region holds half the weight.
@@ -94,16 +84,13 @@ def suggest_fixes(layout: Layout) -> list[str]:
         trial = Layout(
             layout.regions,
             tuple(
-                Voter(v.host, v.region, new_weight if v.region == heavy else v.weight, v.data)
-                for v in layout.voters
+                Voter(v.host, v.region, new_weight if v.region == heavy else v.weight, v.data) for v in layout.voters
             ),
             layout.keystone_regions,
             layout.hosts_by_region,
         )
         if trial.total_weight and region_failures_survived(trial):
-            fixes.append(
-                f"set pc.weight {new_weight} on region {heavy}'s nodes ({', '.join(v.host for v in nodes)})"
-            )
+            fixes.append(f"set pc.weight {new_weight} on region {heavy}'s nodes ({', '.join(v.host for v in nodes)})")
             break
     return fixes
 
@@ -136,6 +123,8 @@ def analyze(topology: Topology) -> Analysis:
     layout = Layout.of(topology)
     notes: tuple[str, ...] = ()
     if len(layout.regions) > MAX_SPLIT_REGIONS:
-        notes = (f"{len(layout.regions)} regions: two-group splits were not enumerated "
-                 f"(more than {MAX_SPLIT_REGIONS} regions); node and region losses and isolations were",)
+        notes = (
+            f"{len(layout.regions)} regions: two-group splits were not enumerated "
+            f"(more than {MAX_SPLIT_REGIONS} regions); node and region losses and isolations were",
+        )
     return Analysis(layout.total_weight, tuple(scenarios(layout)), tuple(suggest_fixes(layout)), notes)

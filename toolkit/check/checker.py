@@ -62,8 +62,14 @@ class Anomaly:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form."""
-        return {"kind": self.kind, "row": self.row, "value": self.value, "region": self.region,
-                "index": self.index, "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "row": self.row,
+            "value": self.value,
+            "region": self.region,
+            "index": self.index,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -110,9 +116,12 @@ class RegionReport:
             "read_availability": self.read_availability,
             "commit_latency": self.commit_latency,
             "commit_latency_rtt": self.commit_latency_rtt,
-            "checked_reads": self.checked_reads, "stale_reads": self.stale_reads,
-            "max_staleness": self.max_staleness, "max_behind": self.max_behind,
-            "errors": dict(sorted(self.errors.items())), "rtt": self.rtt,
+            "checked_reads": self.checked_reads,
+            "stale_reads": self.stale_reads,
+            "max_staleness": self.max_staleness,
+            "max_behind": self.max_behind,
+            "errors": dict(sorted(self.errors.items())),
+            "rtt": self.rtt,
             "status": dict(sorted(self.statuses.items())),
         }
 
@@ -165,12 +174,22 @@ class VerifyReport:
         (path|null) and "cleanup" (what --cleanup dropped, one line | null).
         """
         return {
-            "schema": SCHEMA, "state": self.state.label, "code": int(self.state), "verdict": self.verdict,
-            "summary": self.summary, "duration": round(self.duration, 3), "operations": self.operations,
-            "acknowledged": self.acknowledged, "lost": self.lost, "rows": self.rows, "rtt": self.rtt,
+            "schema": SCHEMA,
+            "state": self.state.label,
+            "code": int(self.state),
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "duration": round(self.duration, 3),
+            "operations": self.operations,
+            "acknowledged": self.acknowledged,
+            "lost": self.lost,
+            "rows": self.rows,
+            "rtt": self.rtt,
             "regions": {name: r.to_json() for name, r in self.regions.items()},
-            "visibility": self.visibility, "errors": self.errors,
-            "anomalies": [a.to_json() for a in self.anomalies], "initial": self.initial,
+            "visibility": self.visibility,
+            "errors": self.errors,
+            "anomalies": [a.to_json() for a in self.anomalies],
+            "initial": self.initial,
             "final": {"checked": self.final_checked, "nodes": self.final},
         }
 
@@ -208,9 +227,17 @@ def _non_primary_writes(oks: list[Done], status: list[Done]) -> list[Anomaly]:
         if before and after and all(x.value.get("status") != "Primary" for x in (before, after)):
             name = d.start.process
             served = f"{node} (through {d.start.host})" if node else d.start.host
-            out.append(Anomaly("non-primary-write", name, d.values.get(name), name, d.end.index if d.end else None,
-                               f"increment acknowledged by {served} while it reported non-Primary before "
-                               f"(t={before.t1:.3f}) and after (t={after.t0:.3f})"))
+            out.append(
+                Anomaly(
+                    "non-primary-write",
+                    name,
+                    d.values.get(name),
+                    name,
+                    d.end.index if d.end else None,
+                    f"increment acknowledged by {served} while it reported non-Primary before "
+                    f"(t={before.t1:.3f}) and after (t={after.t0:.3f})",
+                )
+            )
     return out
 
 
@@ -263,7 +290,8 @@ def check(ops: Iterable[Op]) -> VerifyReport:
         report.rtt = per_region_rtt.get(name)
         if reference_rtt and latencies:
             report.commit_latency_rtt = {
-                k: round(v / reference_rtt, 1) for k in ("p50", "p95", "p99")
+                k: round(v / reference_rtt, 1)
+                for k in ("p50", "p95", "p99")
                 if isinstance(v := report.commit_latency.get(k), (int, float))
             }
 
@@ -275,10 +303,17 @@ def check(ops: Iterable[Op]) -> VerifyReport:
     for (row, value), ds in sorted(written.items()):
         if len(ds) > 1:
             second = ds[1]
-            anomalies.append(Anomaly("lost-update", row, value, second.start.process,
-                                     second.end.index if second.end else None,
-                                     f"{len(ds)} acknowledged increments of '{row}' wrote {value} "
-                                     f"(by {', '.join(x.start.process for x in ds)})"))
+            anomalies.append(
+                Anomaly(
+                    "lost-update",
+                    row,
+                    value,
+                    second.start.process,
+                    second.end.index if second.end else None,
+                    f"{len(ds)} acknowledged increments of '{row}' wrote {value} "
+                    f"(by {', '.join(x.start.process for x in ds)})",
+                )
+            )
 
     # Writes acknowledged by a node that said non-Primary just before and just after them.
     anomalies += _non_primary_writes(oks, status)
@@ -305,19 +340,33 @@ def check(ops: Iterable[Op]) -> VerifyReport:
                 missing = sum(1 for x in final_seen if x is None or x < value)
                 if missing == len(final_seen):
                     lost += 1
-                    anomalies.append(Anomaly("lost-write", row, value, d.start.process,
-                                             d.end.index if d.end else None,
-                                             f"'{row}' = {value} acknowledged by {d.start.host} at "
-                                             f"t={d.t1:.3f}, final value {max((x or 0) for x in final_seen)}"))
+                    anomalies.append(
+                        Anomaly(
+                            "lost-write",
+                            row,
+                            value,
+                            d.start.process,
+                            d.end.index if d.end else None,
+                            f"'{row}' = {value} acknowledged by {d.start.host} at "
+                            f"t={d.t1:.3f}, final value {max((x or 0) for x in final_seen)}",
+                        )
+                    )
                 elif missing:
-                    anomalies.append(Anomaly("divergent", row, value, d.start.process,
-                                             d.end.index if d.end else None,
-                                             f"'{row}' = {value} present on some Primary nodes only: "
-                                             f"{final_seen}"))
+                    anomalies.append(
+                        Anomaly(
+                            "divergent",
+                            row,
+                            value,
+                            d.start.process,
+                            d.end.index if d.end else None,
+                            f"'{row}' = {value} present on some Primary nodes only: {final_seen}",
+                        )
+                    )
 
     # More increments than acknowledged + indeterminate ones, since the initial read.
-    initial = next((d.values for d in done if d.start.process == "setup" and d.start.f == "read"
-                    and d.type == "ok"), None)
+    initial = next(
+        (d.values for d in done if d.start.process == "setup" and d.start.f == "read" and d.type == "ok"), None
+    )
     if final_checked and initial:
         for row in rows:
             if row not in initial:
@@ -326,9 +375,17 @@ def check(ops: Iterable[Op]) -> VerifyReport:
             touched = [d for d in incr if row in (d.start.value or {}).get("rows", ())]
             maybe = sum(1 for d in touched if d.type in ("ok", "info", "pending"))
             if top - initial[row] > maybe:
-                anomalies.append(Anomaly("unexpected-write", row, top, None, None,
-                                         f"'{row}' grew by {top - initial[row]} but only {maybe} increments "
-                                         f"were acknowledged or indeterminate"))
+                anomalies.append(
+                    Anomaly(
+                        "unexpected-write",
+                        row,
+                        top,
+                        None,
+                        None,
+                        f"'{row}' grew by {top - initial[row]} but only {maybe} increments "
+                        f"were acknowledged or indeterminate",
+                    )
+                )
 
     # Stale reads: a first read missing a write acknowledged before the read began.
     acks: dict[str, list[tuple[float, int]]] = defaultdict(list)  # row -> (ack time, value), by time
@@ -389,8 +446,13 @@ def check(ops: Iterable[Op]) -> VerifyReport:
                 elif d.t1 < last_read:
                     never += 1  # acknowledged before the reader's last read, never seen by it
             s = stats.summary(lags, points=(50, 95))
-            visibility[f"{writer}->{reader}"] = {"n": s["n"], "p50": s["p50"], "p95": s["p95"], "max": s["max"],
-                                                 "never": never}
+            visibility[f"{writer}->{reader}"] = {
+                "n": s["n"],
+                "p50": s["p50"],
+                "p95": s["p95"],
+                "max": s["max"],
+                "never": never,
+            }
 
     # Verdict.
     kinds = Counter(a.kind for a in anomalies)
@@ -419,10 +481,20 @@ def check(ops: Iterable[Op]) -> VerifyReport:
     if extras:
         summary += "; " + "; ".join(extras)
     return VerifyReport(
-        state=state, verdict=verdict, summary=summary, duration=duration,
-        operations=sum(1 for op in ops if op.type != "invoke"), rows=rows, regions=regions,
-        visibility=visibility, errors=dict(sorted(errors.items())), anomalies=anomalies,
-        acknowledged=len(oks), lost=lost,
+        state=state,
+        verdict=verdict,
+        summary=summary,
+        duration=duration,
+        operations=sum(1 for op in ops if op.type != "invoke"),
+        rows=rows,
+        regions=regions,
+        visibility=visibility,
+        errors=dict(sorted(errors.items())),
+        anomalies=anomalies,
+        acknowledged=len(oks),
+        lost=lost,
         rtt={"per_region": per_region_rtt, "reference": reference_rtt},
-        initial=initial, final=final, final_checked=final_checked,
+        initial=initial,
+        final=final,
+        final_checked=final_checked,
     )

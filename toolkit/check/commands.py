@@ -23,12 +23,13 @@ from toolkit.cli_options import duration as duration_option
 from toolkit.errors import KgtError, TopologyError
 
 topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-secrets_opt = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-                           help="secrets file (default: the one the topology names)")
-format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                          show_default=True)
-
-
+secrets_opt = click.option(
+    "--secrets",
+    "secrets_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="secrets file (default: the one the topology names)",
+)
+format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
 def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Any, Any]:
@@ -71,8 +72,14 @@ def check() -> None:
 @topology_arg
 @secrets_opt
 @format_opt
-@click.option("--timeout", default="5s", callback=duration_option, show_default=True, metavar="DURATION",
-              help="deadline of the whole check; each node gets a 2 s connect timeout within it")
+@click.option(
+    "--timeout",
+    default="5s",
+    callback=duration_option,
+    show_default=True,
+    metavar="DURATION",
+    help="deadline of the whole check; each node gets a 2 s connect timeout within it",
+)
 def quorum(topology: Path, secrets_path: Path | None, fmt: str, timeout: float) -> None:
     """Ask every Galera node (in parallel, as kgt_health) and compare with the topology.
 
@@ -135,34 +142,95 @@ def check_history(path: Path, fmt: str) -> None:
 @topology_arg
 @secrets_opt
 @format_opt
-@click.option("--duration", default=None, callback=duration_option, metavar="DURATION",
-              help="how long to run, e.g. 60s, 5m (default 60s)")
+@click.option(
+    "--duration",
+    default=None,
+    callback=duration_option,
+    metavar="DURATION",
+    help="how long to run, e.g. 60s, 5m (default 60s)",
+)
 @click.option("--iterations", type=click.IntRange(min=0), default=None, help="iterations per region instead")
-@click.option("--through", type=click.Choice(["vip", "nodes"]), default=None,
-              help="each region's first VIP (HAProxy write port) or first Galera node "
-                   "(default: vip when every region has one)")
-@click.option("--sync-wait", type=click.Choice(["0", "1"]), default="0", show_default=True,
-              help="wsrep_sync_wait of the reads (1: causal reads, which fail on a non-Primary node)")
-@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="write the history here (JSON lines; schema in toolkit/check/history.py)")
-@click.option("--timeout", default="5s", callback=duration_option, show_default=True, metavar="DURATION",
-              help="deadline of every call (connect, query, commit)")
-@click.option("--interval", default="50ms", callback=duration_option, show_default=True, metavar="DURATION",
-              help="pause between a region's iterations (0: as fast as it goes)")
-@click.option("--settle", default="10s", callback=duration_option, show_default=True, metavar="DURATION",
-              help="how long the end waits for every node to be Synced before reading the final state")
-@click.option("--schema", default="kgt_verify", show_default=True,
-              help="database holding the counters (a plain SQL identifier); give concurrent runs "
-                   "different ones (drills use kgt_drill)")
-@click.option("--mode", type=click.Choice(["concurrent", "lockstep"]), default="concurrent", show_default=True,
-              help="concurrent: one worker per region; lockstep: the seed's loop, each region's lock in turn, "
-                   "its locking read causal (wsrep_sync_wait=1) so kgt's writes never race and no region "
-                   "starves over a slow WAN")
-@click.option("--cleanup", is_flag=True, help="drop the schema (--schema) at the end, and user kgt_verify "
-                                               "unless another schema still uses it (--iterations 0: only that)")
-def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float | None, iterations: int | None,
-           through: str | None, sync_wait: str, history_path: Path | None, timeout: float, interval: float,
-           settle: float, schema: str, mode: str, cleanup: bool) -> None:
+@click.option(
+    "--through",
+    type=click.Choice(["vip", "nodes"]),
+    default=None,
+    help="each region's first VIP (HAProxy write port) or first Galera node (default: vip when every region has one)",
+)
+@click.option(
+    "--sync-wait",
+    type=click.Choice(["0", "1"]),
+    default="0",
+    show_default=True,
+    help="wsrep_sync_wait of the reads (1: causal reads, which fail on a non-Primary node)",
+)
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the history here (JSON lines; schema in toolkit/check/history.py)",
+)
+@click.option(
+    "--timeout",
+    default="5s",
+    callback=duration_option,
+    show_default=True,
+    metavar="DURATION",
+    help="deadline of every call (connect, query, commit)",
+)
+@click.option(
+    "--interval",
+    default="50ms",
+    callback=duration_option,
+    show_default=True,
+    metavar="DURATION",
+    help="pause between a region's iterations (0: as fast as it goes)",
+)
+@click.option(
+    "--settle",
+    default="10s",
+    callback=duration_option,
+    show_default=True,
+    metavar="DURATION",
+    help="how long the end waits for every node to be Synced before reading the final state",
+)
+@click.option(
+    "--schema",
+    default="kgt_verify",
+    show_default=True,
+    help="database holding the counters (a plain SQL identifier); give concurrent runs "
+    "different ones (drills use kgt_drill)",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["concurrent", "lockstep"]),
+    default="concurrent",
+    show_default=True,
+    help="concurrent: one worker per region; lockstep: the seed's loop, each region's lock in turn, "
+    "its locking read causal (wsrep_sync_wait=1) so kgt's writes never race and no region "
+    "starves over a slow WAN",
+)
+@click.option(
+    "--cleanup",
+    is_flag=True,
+    help="drop the schema (--schema) at the end, and user kgt_verify "
+    "unless another schema still uses it (--iterations 0: only that)",
+)
+def verify(
+    topology: Path,
+    secrets_path: Path | None,
+    fmt: str,
+    duration: float | None,
+    iterations: int | None,
+    through: str | None,
+    sync_wait: str,
+    history_path: Path | None,
+    timeout: float,
+    interval: float,
+    settle: float,
+    schema: str,
+    mode: str,
+    cleanup: bool,
+) -> None:
     """Lock and increment through every region, read back from every region, and check the history.
 
     Exit 0: valid (no lost writes, nothing invalid); 1: anomalies (lost writes or
@@ -183,9 +251,16 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
 
     if duration is not None and iterations is not None:
         raise click.UsageError("give --duration or --iterations, not both")
-    options = workload.Options(duration=None if iterations is not None else (duration or 60.0),
-                               iterations=iterations, timeout=timeout, interval=interval,
-                               sync_wait=int(sync_wait), settle=settle, schema=schema, mode=mode)
+    options = workload.Options(
+        duration=None if iterations is not None else (duration or 60.0),
+        iterations=iterations,
+        timeout=timeout,
+        interval=interval,
+        sync_wait=int(sync_wait),
+        settle=settle,
+        schema=schema,
+        mode=mode,
+    )
     model, secrets = _context(topology, secrets_path)
     if through is None:
         through = "vip" if all(r.vips for r in model.regions) else "nodes"
@@ -224,8 +299,10 @@ def verify(topology: Path, secrets_path: Path | None, fmt: str, duration: float 
         data["cleanup"] = cleaned
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(f"verify {model.name} through {through}, {len(work)} regions, {mode}"
-                   + (f", history {history_path}" if history_path else ""))
+        click.echo(
+            f"verify {model.name} through {through}, {len(work)} regions, {mode}"
+            + (f", history {history_path}" if history_path else "")
+        )
         click.echo(report.verify_text(result))
         if cleaned:
             click.echo(cleaned)

@@ -80,10 +80,19 @@ class Op:
         """Parse one line; unknown keys are ignored, missing optional keys default."""
         try:
             return cls(
-                index=int(data["index"]), process=str(data["process"]), region=data.get("region"),
-                host=str(data.get("host", "")), address=str(data.get("address", "")), type=str(data["type"]),
-                f=str(data["f"]), value=data.get("value"), time=float(data["time"]), wall=str(data.get("wall", "")),
-                latency=data.get("latency"), error=data.get("error"), message=data.get("message"),
+                index=int(data["index"]),
+                process=str(data["process"]),
+                region=data.get("region"),
+                host=str(data.get("host", "")),
+                address=str(data.get("address", "")),
+                type=str(data["type"]),
+                f=str(data["f"]),
+                value=data.get("value"),
+                time=float(data["time"]),
+                wall=str(data.get("wall", "")),
+                latency=data.get("latency"),
+                error=data.get("error"),
+                message=data.get("message"),
                 poll=data.get("poll"),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -105,31 +114,55 @@ class History:
 
     def _append(self, **fields: Any) -> Op:
         with self._lock:
-            op = Op(index=len(self.ops), time=round(self.elapsed(), 6),
-                    wall=datetime.now(UTC).isoformat(timespec="microseconds"), **fields)
+            op = Op(
+                index=len(self.ops),
+                time=round(self.elapsed(), 6),
+                wall=datetime.now(UTC).isoformat(timespec="microseconds"),
+                **fields,
+            )
             self.ops.append(op)
             if self._sink is not None:
                 self._sink.write(json.dumps(op.to_json(), separators=(",", ":")) + "\n")
                 self._sink.flush()
             return op
 
-    def invoke(self, process: str, f: str, *, region: str | None, host: str, address: str,
-               value: Any = None, poll: int | None = None) -> Op:
+    def invoke(
+        self,
+        process: str,
+        f: str,
+        *,
+        region: str | None,
+        host: str,
+        address: str,
+        value: Any = None,
+        poll: int | None = None,
+    ) -> Op:
         """Record that `process` starts an operation."""
-        return self._append(process=process, region=region, host=host, address=address, type="invoke", f=f,
-                            value=value, poll=poll)
+        return self._append(
+            process=process, region=region, host=host, address=address, type="invoke", f=f, value=value, poll=poll
+        )
 
-    def complete(self, invocation: Op, type_: str, value: Any = None, *, error: str | None = None,
-                 message: str | None = None) -> Op:
+    def complete(
+        self, invocation: Op, type_: str, value: Any = None, *, error: str | None = None, message: str | None = None
+    ) -> Op:
         """Record the completion (`ok`, `fail` or `info`) of an invoked operation."""
         if type_ not in TYPES[1:]:
             raise ValueError(f"completion type must be ok, fail or info, not {type_!r}")
         with self._lock:
             now = round(self.elapsed(), 6)
-        return self._append(process=invocation.process, region=invocation.region, host=invocation.host,
-                            address=invocation.address, type=type_, f=invocation.f, value=value,
-                            latency=round(now - invocation.time, 6), error=error, message=message,
-                            poll=invocation.poll)
+        return self._append(
+            process=invocation.process,
+            region=invocation.region,
+            host=invocation.host,
+            address=invocation.address,
+            type=type_,
+            f=invocation.f,
+            value=value,
+            latency=round(now - invocation.time, 6),
+            error=error,
+            message=message,
+            poll=invocation.poll,
+        )
 
 
 def write(ops: Iterable[Op], path: Path) -> None:

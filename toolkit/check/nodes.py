@@ -91,16 +91,29 @@ class NodeResult:
     @classmethod
     def failed(cls, host: Host, error_class: str, error: str, elapsed: float = 0.0) -> NodeResult:
         """A node that could not be asked."""
-        return cls(host.name, host.region, str(host.address), host.settings.galera.port, False,
-                   error_class, error, round(elapsed, 6))
+        return cls(
+            host.name,
+            host.region,
+            str(host.address),
+            host.settings.galera.port,
+            False,
+            error_class,
+            error,
+            round(elapsed, 6),
+        )
 
     @classmethod
-    def from_status(cls, host: Host, status: Mapping[str, str], variables: Mapping[str, str],
-                    elapsed: float = 0.0) -> NodeResult:
+    def from_status(
+        cls, host: Host, status: Mapping[str, str], variables: Mapping[str, str], elapsed: float = 0.0
+    ) -> NodeResult:
         """Build a result from `SHOW GLOBAL STATUS LIKE 'wsrep%'` and the wsrep variables."""
         state = NodeState.from_rows(status, variables)
         return cls(
-            host.name, host.region, str(host.address), host.settings.galera.port, True,
+            host.name,
+            host.region,
+            str(host.address),
+            host.settings.galera.port,
+            True,
             elapsed=round(elapsed, 6),
             cluster_status=state.cluster_status,
             cluster_size=state.cluster_size,
@@ -133,12 +146,13 @@ def probe(host: Host, user: str, password: str, timeout: float = 5.0) -> NodeRes
     endpoint = db.Endpoint(str(host.address), host.settings.galera.port, user, password)
     conn = None
     try:
-        conn = db.connect(endpoint, connect_timeout=min(2.0, timeout), read_timeout=timeout,
-                          write_timeout=timeout)
+        conn = db.connect(endpoint, connect_timeout=min(2.0, timeout), read_timeout=timeout, write_timeout=timeout)
         status = db.wsrep_status(conn)
         with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN "
-                        "('wsrep_provider_options', 'wsrep_cluster_name', 'wsrep_node_name')")
+            cur.execute(
+                "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+                "('wsrep_provider_options', 'wsrep_cluster_name', 'wsrep_node_name')"
+            )
             variables = {str(k): "" if val is None else str(val) for k, val in cur.fetchall()}
         return NodeResult.from_status(host, status, variables, time.monotonic() - started)
     except Exception as exc:
@@ -165,13 +179,16 @@ def probe_all(hosts: Iterable[Host], user: str, password: str, timeout: float = 
         with lock:
             results[i] = result
 
-    threads = [threading.Thread(target=run, args=(i, h), daemon=True, name=f"probe-{h.name}")
-               for i, h in enumerate(hosts)]
+    threads = [
+        threading.Thread(target=run, args=(i, h), daemon=True, name=f"probe-{h.name}") for i, h in enumerate(hosts)
+    ]
     deadline = time.monotonic() + timeout + 0.5
     for t in threads:
         t.start()
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     with lock:
-        return [results.get(i) or NodeResult.failed(h, "deadline", f"no answer within {timeout:g}s", timeout)
-                for i, h in enumerate(hosts)]
+        return [
+            results.get(i) or NodeResult.failed(h, "deadline", f"no answer within {timeout:g}s", timeout)
+            for i, h in enumerate(hosts)
+        ]

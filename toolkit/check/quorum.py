@@ -76,8 +76,14 @@ class Component:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form."""
-        return {"state_uuid": self.state_uuid, "conf_id": self.conf_id, "size": self.size,
-                "weight": self.weight, "hosts": list(self.hosts), "regions": list(self.regions)}
+        return {
+            "state_uuid": self.state_uuid,
+            "conf_id": self.conf_id,
+            "size": self.size,
+            "weight": self.weight,
+            "hosts": list(self.hosts),
+            "regions": list(self.regions),
+        }
 
 
 @dataclass(frozen=True)
@@ -136,9 +142,14 @@ class QuorumVerdict:
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form (schema kgt.check.quorum/1)."""
         return {
-            "schema": SCHEMA, "state": self.state.label, "code": int(self.state), "summary": self.summary,
-            "reasons": list(self.reasons), "total_weight": self.total_weight,
-            "primary_weight": self.primary_weight, "expected_size": self.expected_size,
+            "schema": SCHEMA,
+            "state": self.state.label,
+            "code": int(self.state),
+            "summary": self.summary,
+            "reasons": list(self.reasons),
+            "total_weight": self.total_weight,
+            "primary_weight": self.primary_weight,
+            "expected_size": self.expected_size,
             "components": [c.to_json() for c in self.components],
             "regions": [r.to_json() for r in self.regions],
             "nodes": [n.to_json() for n in self.nodes],
@@ -173,10 +184,14 @@ def _components(topology: Topology, primary: Sequence[NodeResult]) -> list[Compo
         else:
             weight = sum(weights.get(n.host, 1) for n in nodes)
         sizes = [n.cluster_size for n in nodes if n.cluster_size is not None]
-        regions = sorted({n.region for n in nodes} | {h.region for h in known},
-                         key=lambda name: order.get(name, len(order)))
-        out.append(Component(uuid, conf, max(sizes) if sizes else None, weight,
-                             tuple(n.host for n in nodes), tuple(regions), members))
+        regions = sorted(
+            {n.region for n in nodes} | {h.region for h in known}, key=lambda name: order.get(name, len(order))
+        )
+        out.append(
+            Component(
+                uuid, conf, max(sizes) if sizes else None, weight, tuple(n.host for n in nodes), tuple(regions), members
+            )
+        )
     return sorted(out, key=lambda c: (-c.weight, -(c.size or 0), c.conf_id))
 
 
@@ -184,15 +199,14 @@ def _names(items: Iterable[str]) -> str:
     return ", ".join(items)
 
 
-def evaluate(topology: Topology, results: Iterable[NodeResult],
-             thresholds: Thresholds | None = None) -> QuorumVerdict:
+def evaluate(topology: Topology, results: Iterable[NodeResult], thresholds: Thresholds | None = None) -> QuorumVerdict:
     """Judge the cluster from one result per Galera node (see the module docstring)."""
     limits = thresholds or Thresholds()
     given = {r.host: r for r in results}
     expected = topology.galera_nodes
     nodes: list[NodeResult] = [
-        given.get(h.name) or NodeResult(h.name, h.region, str(h.address), h.settings.galera.port, False,
-                                        "deadline", "no result")
+        given.get(h.name)
+        or NodeResult(h.name, h.region, str(h.address), h.settings.galera.port, False, "deadline", "no result")
         for h in expected
     ]
     total = topology.total_weight
@@ -235,20 +249,22 @@ def evaluate(topology: Topology, results: Iterable[NodeResult],
         assert main is not None
         uuids = {c.state_uuid for c in components}
         if len(uuids) > 1:
-            critical.append("split brain: Primary components with different state UUIDs: "
-                            + "; ".join(f"{_names(c.hosts)} ({c.state_uuid[:8]}, conf {c.conf_id})"
-                                        for c in components))
+            critical.append(
+                "split brain: Primary components with different state UUIDs: "
+                + "; ".join(f"{_names(c.hosts)} ({c.state_uuid[:8]}, conf {c.conf_id})" for c in components)
+            )
         elif len(components) > 1:
-            disjoint = all(not (a.members & b.members) for i, a in enumerate(components)
-                           for b in components[i + 1:])
+            disjoint = all(not (a.members & b.members) for i, a in enumerate(components) for b in components[i + 1 :])
             text = "; ".join(f"{_names(c.hosts)} (conf {c.conf_id})" for c in components)
             if disjoint:
                 critical.append(f"split brain: Primary components with different conf_ids: {text}")
             else:
                 warning.append(f"view change in progress: nodes disagree on conf_id: {text}")
         if not is_primary(main.weight, total):
-            critical.append(f"Primary component weight {main.weight} of {total} is not a majority "
-                            f"(one more loss stops writes everywhere)")
+            critical.append(
+                f"Primary component weight {main.weight} of {total} is not a majority "
+                f"(one more loss stops writes everywhere)"
+            )
     for v in verdicts:
         r = v.result
         if v.state in ("down", "unknown") and answered:
@@ -257,8 +273,9 @@ def evaluate(topology: Topology, results: Iterable[NodeResult],
     for rv in read_only:
         if primary:
             warning.append(f"region {rv.name} is non-Primary (read-only): cut off from the Primary component")
-    lone = [v.result for v in verdicts if v.state == "non-primary"
-            and v.result.region not in {rv.name for rv in read_only}]
+    lone = [
+        v.result for v in verdicts if v.state == "non-primary" and v.result.region not in {rv.name for rv in read_only}
+    ]
     if lone and primary:
         warning.append("non-Primary: " + _names(f"{r.host} ({r.region})" for r in lone))
     for v in verdicts:
@@ -278,20 +295,23 @@ def evaluate(topology: Topology, results: Iterable[NodeResult],
     if main is not None and main.size is not None and main.size < expected_size and not critical:
         warning.append(f"cluster size {main.size} of {expected_size}")
 
-    state = worst([State.CRITICAL] * bool(critical) + [State.UNKNOWN] * bool(unknown)
-                  + [State.WARNING] * bool(warning))
+    state = worst([State.CRITICAL] * bool(critical) + [State.UNKNOWN] * bool(unknown) + [State.WARNING] * bool(warning))
     primary_weight = main.weight if main else 0
     synced = [r for r in nodes if r.synced]
     if state == State.OK and main is not None:
-        summary = (f"{len(synced)}/{len(nodes)} nodes Primary and Synced in {len(regions)} regions, "
-                   f"weight {primary_weight}/{total}, conf_id {main.conf_id}")
+        summary = (
+            f"{len(synced)}/{len(nodes)} nodes Primary and Synced in {len(regions)} regions, "
+            f"weight {primary_weight}/{total}, conf_id {main.conf_id}"
+        )
     else:
         reasons_first = critical or unknown or warning
         summary = reasons_first[0]
         extra = len(critical) + len(unknown) + len(warning) - 1
         if main is not None and not critical:
-            summary += (f" (Primary: {_names(main.regions)}, weight {primary_weight}/{total}, "
-                        f"{len(synced)}/{len(nodes)} nodes Synced)")
+            summary += (
+                f" (Primary: {_names(main.regions)}, weight {primary_weight}/{total}, "
+                f"{len(synced)}/{len(nodes)} nodes Synced)"
+            )
         if extra > 0:
             summary += f"; and {extra} more"
     metrics: dict[str, float] = {
@@ -309,5 +329,15 @@ def evaluate(topology: Topology, results: Iterable[NodeResult],
         "recv_queue_max": max((r.recv_queue or 0 for r in answered), default=0),
         "repl_latency_max": max((r.repl_latency or 0.0 for r in answered), default=0.0),
     }
-    return QuorumVerdict(state, summary, tuple(critical + unknown + warning), verdicts, tuple(regions),
-                         tuple(components), total, primary_weight, expected_size, metrics)
+    return QuorumVerdict(
+        state,
+        summary,
+        tuple(critical + unknown + warning),
+        verdicts,
+        tuple(regions),
+        tuple(components),
+        total,
+        primary_weight,
+        expected_size,
+        metrics,
+    )

@@ -69,8 +69,10 @@ class SchemaMissing(Exception):
 def counters_table(schema: str = SCHEMA) -> str:
     """`schema.counters`, once `schema` is known to be a plain SQL identifier (else UNKNOWN in one line)."""
     if not _IDENTIFIER.fullmatch(schema):
-        raise CannotCheck(f"UNKNOWN: bad schema name {schema!r}: want a plain SQL identifier "
-                          "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)")
+        raise CannotCheck(
+            f"UNKNOWN: bad schema name {schema!r}: want a plain SQL identifier "
+            "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)"
+        )
     return f"{schema}.counters"
 
 
@@ -158,8 +160,12 @@ def node_target(host: Host) -> Target:
 
 
 def _connect(target: Target, user: str, password: str, timeout: float, **session: int) -> Any:
-    conn = db.connect(db.Endpoint(target.address, target.port, user, password), connect_timeout=min(timeout, 2.0),
-                      read_timeout=timeout, write_timeout=timeout)
+    conn = db.connect(
+        db.Endpoint(target.address, target.port, user, password),
+        connect_timeout=min(timeout, 2.0),
+        read_timeout=timeout,
+        write_timeout=timeout,
+    )
     try:
         with conn.cursor() as cur:
             for name, value in session.items():
@@ -179,8 +185,9 @@ def _close(conn: Any) -> None:
 # --- schema ------------------------------------------------------------------------------
 
 
-def _admin_each(candidates: Iterable[Target], password: str, timeout: float,
-                action: Callable[[Any], None], what: str) -> Target:
+def _admin_each(
+    candidates: Iterable[Target], password: str, timeout: float, action: Callable[[Any], None], what: str
+) -> Target:
     """Run `action` on the first candidate that works as kgt_admin; raise a one-line error otherwise."""
     failures: list[tuple[str, str, str]] = []
     for target in candidates:
@@ -205,8 +212,15 @@ def _admin_candidates(topology: Topology, primary: list[Target]) -> list[Target]
     return [*primary, *(node_target(h) for h in topology.galera_nodes if node_target(h).where not in seen)]
 
 
-def setup(topology: Topology, work: list[Target], admin_password: str, verify_password: str,
-          timeout: float, *, schema: str = SCHEMA) -> Target:
+def setup(
+    topology: Topology,
+    work: list[Target],
+    admin_password: str,
+    verify_password: str,
+    timeout: float,
+    *,
+    schema: str = SCHEMA,
+) -> Target:
     """Create the schema, the rows and the least-privilege user (idempotent); return where it ran.
 
     The user is shared by every schema: each setup grants it on its own schema, in addition
@@ -218,15 +232,22 @@ def setup(topology: Topology, work: list[Target], admin_password: str, verify_pa
     def create(conn: Any) -> None:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {schema}")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR(64) NOT NULL PRIMARY KEY, "
-                        "value BIGINT NOT NULL DEFAULT 0, writer VARCHAR(64) NULL) ENGINE=InnoDB")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR(64) NOT NULL PRIMARY KEY, "
+                "value BIGINT NOT NULL DEFAULT 0, writer VARCHAR(64) NULL) ENGINE=InnoDB"
+            )
             cur.executemany(f"INSERT IGNORE INTO {table} (name, value) VALUES (%s, 0)", [(r,) for r in rows])
             cur.execute(f"CREATE USER IF NOT EXISTS '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
             cur.execute(f"ALTER USER '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
             cur.execute(f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO '{VERIFY_USER}'@'%'")
 
-    return _admin_each(_admin_candidates(topology, work), admin_password, timeout, create,
-                       f"create schema {schema} and user {VERIFY_USER}")
+    return _admin_each(
+        _admin_candidates(topology, work),
+        admin_password,
+        timeout,
+        create,
+        f"create schema {schema} and user {VERIFY_USER}",
+    )
 
 
 @dataclass(frozen=True)
@@ -239,13 +260,17 @@ class Cleaned:
 
     def summary(self) -> str:
         """One line for the operator."""
-        user = (f"kept user {VERIFY_USER} (still granted on {', '.join(self.user_kept_for)})"
-                if self.user_kept_for else f"dropped user {VERIFY_USER}")
+        user = (
+            f"kept user {VERIFY_USER} (still granted on {', '.join(self.user_kept_for)})"
+            if self.user_kept_for
+            else f"dropped user {VERIFY_USER}"
+        )
         return f"dropped schema {self.schema}, {user} (through {self.target.name})"
 
 
-def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout: float, *,
-            schema: str = SCHEMA) -> Cleaned:
+def cleanup(
+    topology: Topology, work: list[Target], admin_password: str, timeout: float, *, schema: str = SCHEMA
+) -> Cleaned:
     """Drop the schema and its grant; drop the shared user too once no other schema uses it.
 
     A drill (schema kgt_drill) or another verify run may be using kgt_verify right now:
@@ -268,8 +293,9 @@ def cleanup(topology: Topology, work: list[Target], admin_password: str, timeout
             elif schema in granted:
                 cur.execute(f"REVOKE ALL PRIVILEGES ON {schema}.* FROM '{VERIFY_USER}'@'%'")
 
-    target = _admin_each(_admin_candidates(topology, work), admin_password, timeout, drop,
-                         f"drop schema {schema} and user {VERIFY_USER}")
+    target = _admin_each(
+        _admin_candidates(topology, work), admin_password, timeout, drop, f"drop schema {schema} and user {VERIFY_USER}"
+    )
     return Cleaned(schema, target, tuple(kept))
 
 
@@ -306,8 +332,13 @@ def read_counters(conn: Any, *, schema: str = SCHEMA) -> dict[str, int]:
 def read_status(conn: Any) -> dict[str, Any]:
     """The few wsrep status values a status operation records."""
     s = NodeState.from_rows(db.wsrep_status(conn))
-    return {"status": s.cluster_status, "size": s.cluster_size, "state": s.local_state_comment,
-            "conf_id": s.conf_id, "node": node_name(conn)}
+    return {
+        "status": s.cluster_status,
+        "size": s.cluster_size,
+        "state": s.local_state_comment,
+        "conf_id": s.conf_id,
+        "node": node_name(conn),
+    }
 
 
 def node_name(conn: Any) -> str | None:
@@ -330,8 +361,16 @@ def _go_on(stop: threading.Event, options: Options, iterations: int, deadline: f
 class Worker(threading.Thread):
     """A region's process: status, incr, read-and-verify, until told to stop."""
 
-    def __init__(self, target: Target, password: str, history: History, acked: Acked, options: Options,
-                 stop: threading.Event, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        password: str,
+        history: History,
+        acked: Acked,
+        options: Options,
+        stop: threading.Event,
+        deadline: float | None = None,
+    ) -> None:
         super().__init__(name=f"verify-{target.region}", daemon=True)
         self.target, self.password, self.history = target, password, history
         self.acked, self.options, self.stop_event = acked, options, stop
@@ -344,15 +383,27 @@ class Worker(threading.Thread):
     # connections: dropped on any error, re-opened by the next operation
     def _writer(self) -> Any:
         if self._write is None:
-            self._write = _connect(self.target, VERIFY_USER, self.password, self.options.timeout,
-                                   wsrep_dirty_reads=0, innodb_lock_wait_timeout=max(1, round(self.options.timeout)),
-                                   wsrep_sync_wait=self.options.writer_sync_wait)
+            self._write = _connect(
+                self.target,
+                VERIFY_USER,
+                self.password,
+                self.options.timeout,
+                wsrep_dirty_reads=0,
+                innodb_lock_wait_timeout=max(1, round(self.options.timeout)),
+                wsrep_sync_wait=self.options.writer_sync_wait,
+            )
         return self._write
 
     def _reader(self) -> Any:
         if self._read is None:
-            self._read = _connect(self.target.reads(), VERIFY_USER, self.password, self.options.timeout,
-                                  wsrep_dirty_reads=1, wsrep_sync_wait=self.options.sync_wait)
+            self._read = _connect(
+                self.target.reads(),
+                VERIFY_USER,
+                self.password,
+                self.options.timeout,
+                wsrep_dirty_reads=1,
+                wsrep_sync_wait=self.options.sync_wait,
+            )
         return self._read
 
     def _drop(self, which: str) -> None:
@@ -365,8 +416,15 @@ class Worker(threading.Thread):
 
     def _invoke(self, f: str, value: Any = None, poll: int | None = None) -> Op:
         target = self.target if f == "incr" else self.target.reads()
-        return self.history.invoke(self.target.region, f, region=self.target.region, host=self.target.name,
-                                   address=target.where, value=value, poll=poll)
+        return self.history.invoke(
+            self.target.region,
+            f,
+            region=self.target.region,
+            host=self.target.name,
+            address=target.where,
+            value=value,
+            poll=poll,
+        )
 
     def _failed(self, op: Op, exc: BaseException, which: str, type_: str = "fail") -> None:
         error = classify(exc)
@@ -400,8 +458,11 @@ class Worker(threading.Thread):
             with conn.cursor() as cur:
                 # @@wsrep_node_name in the locking read: which node serves this transaction (through a
                 # VIP it may be another region's, as a backup), at no extra round trip.
-                cur.execute(f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE name IN (%s, %s) "
-                            "ORDER BY name FOR UPDATE", tuple(rows))
+                cur.execute(
+                    f"SELECT name, value, @@wsrep_node_name FROM {table} WHERE name IN (%s, %s) "
+                    "ORDER BY name FOR UPDATE",
+                    tuple(rows),
+                )
                 found = cur.fetchall()
                 current = {str(n): int(v) for n, v, _ in found}
                 node = str(found[0][2]) if found and found[0][2] is not None else None
@@ -409,8 +470,10 @@ class Worker(threading.Thread):
                     raise SchemaMissing(f"rows {sorted(set(rows) - set(current))} missing from {table}")
                 new = {row: current[row] + 1 for row in rows}
                 for row in rows:
-                    cur.execute(f"UPDATE {table} SET value = %s, writer = %s WHERE name = %s",
-                                (new[row], self.target.region, row))
+                    cur.execute(
+                        f"UPDATE {table} SET value = %s, writer = %s WHERE name = %s",
+                        (new[row], self.target.region, row),
+                    )
             committing = True
             conn.commit()
         except Exception as exc:
@@ -482,8 +545,7 @@ def measure_rtt(history: History, hosts: Iterable[Host], samples: int, timeout: 
             history.complete(op, "ok", round(elapsed, 6))
 
 
-def initial_read(history: History, work: list[Target], password: str, timeout: float, *,
-                 schema: str = SCHEMA) -> None:
+def initial_read(history: History, work: list[Target], password: str, timeout: float, *, schema: str = SCHEMA) -> None:
     """Read the counters once before the workers start, causally (sync_wait=1), from the first that answers."""
     for target in work:
         op = history.invoke("setup", "read", region=target.region, host=target.name, address=target.where, poll=0)
@@ -498,8 +560,7 @@ def initial_read(history: History, work: list[Target], password: str, timeout: f
             _close(conn)
 
 
-def final_reads(history: History, topology: Topology, password: str, options: Options,
-                abort: threading.Event) -> None:
+def final_reads(history: History, topology: Topology, password: str, options: Options, abort: threading.Event) -> None:
     """Wait (bounded) for every node to be Primary and Synced, then read each node's status and counters."""
     nodes = [node_target(h) for h in topology.galera_nodes]
     settle_until = time.monotonic() + options.settle
@@ -547,8 +608,7 @@ def _synced(target: Target, password: str, timeout: float) -> bool:
 class Lockstep(threading.Thread):
     """The seed's loop: every region's status, then each region's increment in turn, then every read."""
 
-    def __init__(self, workers: list[Worker], options: Options, stop: threading.Event,
-                 deadline: float | None) -> None:
+    def __init__(self, workers: list[Worker], options: Options, stop: threading.Event, deadline: float | None) -> None:
         super().__init__(name="verify-lockstep", daemon=True)
         self.workers, self.options, self.stop_event, self.deadline = workers, options, stop, deadline
 
@@ -570,8 +630,15 @@ class Lockstep(threading.Thread):
                 w.close()
 
 
-def run(topology: Topology, work: list[Target], verify_password: str, history: History, options: Options,
-        stop: threading.Event, abort: threading.Event) -> None:
+def run(
+    topology: Topology,
+    work: list[Target],
+    verify_password: str,
+    history: History,
+    options: Options,
+    stop: threading.Event,
+    abort: threading.Event,
+) -> None:
     """Setup measurements, the region workers until done or `stop`, then the final reads (skipped on `abort`)."""
     measure_rtt(history, [h for r in topology.regions for h in r.galera_nodes[:1]], options.rtt_samples)
     initial_read(history, work, verify_password, options.timeout, schema=options.schema)
@@ -579,12 +646,12 @@ def run(topology: Topology, work: list[Target], verify_password: str, history: H
     deadline = time.monotonic() + options.duration if options.duration is not None else None
     workers = [Worker(t, verify_password, history, acked, options, stop, deadline) for t in work]
     threads: list[threading.Thread] = (
-        [Lockstep(workers, options, stop, deadline)] if options.mode == "lockstep" else list(workers))
+        [Lockstep(workers, options, stop, deadline)] if options.mode == "lockstep" else list(workers)
+    )
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
         for t in threads:
             t.join(0.2)
     # Interrupted: read the final state at once instead of waiting for nodes to settle.
-    final_reads(history, topology, verify_password, replace(options, settle=0.0) if stop.is_set() else options,
-                abort)
+    final_reads(history, topology, verify_password, replace(options, settle=0.0) if stop.is_set() else options, abort)

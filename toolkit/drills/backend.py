@@ -138,16 +138,20 @@ class LabBackend(Backend):
                 continue
             holders = sorted(h for h, vips in held.items() if str(vip.address) in vips)
             if holders != [vip.master]:
-                out.append(f"VIP {vip.name} {vip.address} held by {', '.join(holders) or 'nobody'}, "
-                           f"not its MASTER {vip.master} alone")
+                out.append(
+                    f"VIP {vip.name} {vip.address} held by {', '.join(holders) or 'nobody'}, "
+                    f"not its MASTER {vip.master} alone"
+                )
         out += self._wan_problems([r.host for r in rows if r.container])
         return out
 
     def _wan_problems(self, hosts: list[str]) -> list[str]:
         """Cuts, and delay or loss beyond the lab's WAN setting (`kgt lab wan`), which is the site's normal."""
         setting = network.setting()
-        script = (f"iptables -S {network.CUT_CHAIN} 2>/dev/null | grep -c -- '-j DROP'; "
-                  "tc qdisc show dev eth0 2>/dev/null | grep -c netem; true")
+        script = (
+            f"iptables -S {network.CUT_CHAIN} 2>/dev/null | grep -c -- '-j DROP'; "
+            "tc qdisc show dev eth0 2>/dev/null | grep -c netem; true"
+        )
 
         def one(name: str) -> str | None:
             result = LabHost(name).run(script, timeout=15)
@@ -166,8 +170,10 @@ class LabBackend(Backend):
                 rules = []
             expected = [setting.rule()] if setting is not None else []
             if rules != expected:
-                found.append(f"WAN router: {len(rules)} delay/loss rules left beyond the lab's WAN setting "
-                             f"(`kgt lab wan --clear`)")
+                found.append(
+                    f"WAN router: {len(rules)} delay/loss rules left beyond the lab's WAN setting "
+                    f"(`kgt lab wan --clear`)"
+                )
         return found
 
     def wan_rtt(self) -> float:
@@ -256,8 +262,11 @@ class LabBackend(Backend):
         """
         h = self._h(host)
         if kill and service == "keepalived":
-            h.run("kill -KILL $(cat /run/kgt/keepalived-vrrp.pid /run/kgt/keepalived-main.pid 2>/dev/null) "
-                  "2>/dev/null; true", timeout=15)
+            h.run(
+                "kill -KILL $(cat /run/kgt/keepalived-vrrp.pid /run/kgt/keepalived-main.pid 2>/dev/null) "
+                "2>/dev/null; true",
+                timeout=15,
+            )
         h.stop(service, "KILL" if kill else "TERM", wait=20)
 
     def start_service(self, host: Host, service: str) -> None:
@@ -301,14 +310,13 @@ class LabBackend(Backend):
         position = services.recover_position(h)
         services.start_galera(h, position=position)
         try:
-            poll(lambda: services.is_synced(h), timeout=240, what=f"{host.name} Synced", interval=0.3,
-                 max_interval=1.0)
+            poll(lambda: services.is_synced(h), timeout=240, what=f"{host.name} Synced", interval=0.3, max_interval=1.0)
         except DeadlineExceeded as exc:
             raise LabError(f"{host.name}: not Synced 240s after restart\n{h.log_tail('mariadb')}") from exc
-        log = h.run("awk '/^== start /{buf=\"\"} {buf=buf $0 \"\\n\"} END{printf \"%s\", buf}' "
-                    "/var/log/kgt/mariadb.log", timeout=30).stdout
-        return {"position": position, "method": transfer_method(log),
-                "seconds": round(time.monotonic() - started, 2)}
+        log = h.run(
+            'awk \'/^== start /{buf=""} {buf=buf $0 "\\n"} END{printf "%s", buf}\' /var/log/kgt/mariadb.log', timeout=30
+        ).stdout
+        return {"position": position, "method": transfer_method(log), "seconds": round(time.monotonic() - started, 2)}
 
     # -- observation -----------------------------------------------------------------------
 
@@ -323,5 +331,3 @@ class LabBackend(Backend):
         if not result.ok:
             return None
         return result.stdout.strip() in ("1", "ON")
-
-

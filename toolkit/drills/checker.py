@@ -54,12 +54,17 @@ class Gap:
 
     def to_json(self, horizon: float) -> dict[str, Any]:
         """{"start", "end", "seconds", "failures"}."""
-        return {"start": round(self.start, 3), "end": None if self.end is None else round(self.end, 3),
-                "seconds": self.seconds(horizon), "failures": self.failures}
+        return {
+            "start": round(self.start, 3),
+            "end": None if self.end is None else round(self.end, 3),
+            "seconds": self.seconds(horizon),
+            "failures": self.failures,
+        }
 
 
-def gaps(ops: Iterable[Done], begin: float, min_gap: float = MIN_GAP,
-         answered: frozenset[str] = frozenset()) -> list[Gap]:
+def gaps(
+    ops: Iterable[Done], begin: float, min_gap: float = MIN_GAP, answered: frozenset[str] = frozenset()
+) -> list[Gap]:
     """The gaps of one stream of operations, in time order.
 
     A gap runs from an ok completion (or `begin`, the stream's start) to the next ok
@@ -113,8 +118,13 @@ class Expectation:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form."""
-        return {"name": self.name, "region": self.region, "expected": self.expected, "observed": self.observed,
-                "ok": self.ok}
+        return {
+            "name": self.name,
+            "region": self.region,
+            "expected": self.expected,
+            "observed": self.observed,
+            "ok": self.ok,
+        }
 
 
 @dataclass
@@ -165,24 +175,35 @@ class _History:
         self.heal = self._one("nemesis", "heal")
         self.healthy = self._one("drill", "healthy")
         self.interrupted = self._one("drill", "interrupted")
-        self.workload_start = min((d.t0 for d in self.done if d.start.process in self.topo["regions"]),
-                                  default=0.0)
+        self.workload_start = min((d.t0 for d in self.done if d.start.process in self.topo["regions"]), default=0.0)
 
     def _one(self, process: str, f: str) -> Done | None:
         return next((d for d in self.done if d.start.process == process and d.start.f == f), None)
 
     def select(self, f: str | tuple[str, ...], process: str | None = None, region: str | None = None) -> list[Done]:
         fs = (f,) if isinstance(f, str) else f
-        return [d for d in self.done if d.start.f in fs and (process is None or d.start.process == process)
-                and (region is None or d.start.region == region)]
+        return [
+            d
+            for d in self.done
+            if d.start.f in fs
+            and (process is None or d.start.process == process)
+            and (region is None or d.start.region == region)
+        ]
 
     def first_state(self, region: str, state: str, lo: float, hi: float) -> float | None:
         """When every Galera node of `region` had reported `state` (monitor samples in [lo, hi])."""
         nodes = [n for n, r in self.topo["galera_nodes"].items() if r == region]
         times = []
         for node in nodes:
-            seen = [d.t1 for d in self.done if d.start.f == "galera" and d.start.host == node and d.end is not None
-                    and lo <= d.t1 <= hi and _node_state(d) == state]
+            seen = [
+                d.t1
+                for d in self.done
+                if d.start.f == "galera"
+                and d.start.host == node
+                and d.end is not None
+                and lo <= d.t1 <= hi
+                and _node_state(d) == state
+            ]
             if not seen:
                 return None
             times.append(min(seen))
@@ -191,8 +212,11 @@ class _History:
     def writes(self, region: str, conflicts: bool = False) -> list[Done]:
         # A lost certification race means the region answered: not counted in availability
         # (as in `kgt check verify`), and an answer, not a failure, for the gaps.
-        return [d for d in self.select("incr", process=region)
-                if conflicts or not (d.end is not None and d.end.error == CONFLICT)]
+        return [
+            d
+            for d in self.select("incr", process=region)
+            if conflicts or not (d.end is not None and d.end.error == CONFLICT)
+        ]
 
     def tokens(self, region: str) -> list[Done]:
         """Tokens issued through the region's endpoint."""
@@ -227,8 +251,11 @@ def read_only_service(h: _History, region: str, bounds: Bounds) -> dict[str, Any
     until = h.heal.t0 if h.heal else h.end
     settled = h.first_state(region, "non-Primary", f1, until)
     since = (settled if settled is not None else f1 + bounds.galera_detection) + bounds.haproxy_detection + bounds.slack
-    out: dict[str, Any] = {"since": round(since - f1, 3), "until": round(until - f1, 3),
-                           "non_primary_at": None if settled is None else round(settled - f1, 3)}
+    out: dict[str, Any] = {
+        "since": round(since - f1, 3),
+        "until": round(until - f1, 3),
+        "non_primary_at": None if settled is None else round(settled - f1, 3),
+    }
     for name, stream in (("tokens", h.tokens(region)), ("validations", h.validations(region))):
         window = [d for d in stream if since <= d.t0 and d.t1 <= until]
         ok = sum(1 for d in window if d.type == "ok")
@@ -256,8 +283,9 @@ def check(ops: Iterable[Op]) -> DrillResult:
     window_end = h0 if h0 is not None else horizon
 
     # --- the Galera subset goes to the verify checker as is ---------------------------
-    galera_ops = [op for op in h.ops if op.f in GALERA_F and (op.process in regions
-                                                               or op.process in ("setup", "final"))]
+    galera_ops = [
+        op for op in h.ops if op.f in GALERA_F and (op.process in regions or op.process in ("setup", "final"))
+    ]
     verify = verify_checker.check(galera_ops)
 
     # --- streams per region ---------------------------------------------------------------
@@ -266,8 +294,12 @@ def check(ops: Iterable[Op]) -> DrillResult:
     for r in regions:
         entry: dict[str, Any] = {}
         streams[r] = {}
-        for name, stream in (("writes", h.writes(r)), ("tokens", h.tokens(r)), ("validations", h.validations(r)),
-                             ("dirty_reads", h.dirty(r))):
+        for name, stream in (
+            ("writes", h.writes(r)),
+            ("tokens", h.tokens(r)),
+            ("validations", h.validations(r)),
+            ("dirty_reads", h.dirty(r)),
+        ):
             streams[r][name] = [(round(d.t1, 3), d.type) for d in stream if d.end is not None]
             if not stream:
                 continue
@@ -288,8 +320,9 @@ def check(ops: Iterable[Op]) -> DrillResult:
                 "first_ok_after_heal": round(min(d.t1 for d in after_heal) - h1, 3) if after_heal and h1 else None,
             }
             if name == "writes":  # answered by a Primary node, lost to a concurrent write on the shared row
-                entry[name]["conflicts"] = sum(1 for d in every if lo <= d.t0 <= hi and d.end is not None
-                                               and d.end.error == CONFLICT)
+                entry[name]["conflicts"] = sum(
+                    1 for d in every if lo <= d.t0 <= hi and d.end is not None and d.end.error == CONFLICT
+                )
         if prediction.regions.get(r, {}).get("keystone") == "read-only" and h.inject is not None:
             entry["read_only"] = read_only_service(h, r, bounds)
         per_region[r] = entry
@@ -297,17 +330,26 @@ def check(ops: Iterable[Op]) -> DrillResult:
     # --- detection ---------------------------------------------------------------------------
     detect: dict[str, float | None] = {"galera": None, "haproxy": None, "vip": None, "client": None}
     vip_move: dict[str, Any] | None = None
-    samples = sorted((d for d in h.done if d.start.process.startswith("mon-") and d.end is not None),
-                     key=lambda d: d.t1)
+    samples = sorted(
+        (d for d in h.done if d.start.process.startswith("mon-") and d.end is not None), key=lambda d: d.t1
+    )
     if f0 is not None:
         for d in samples:
             if d.t1 < f0 or (h0 is not None and d.t1 > h0) or d.type != "ok":
                 continue
-            if d.start.f == "galera" and detect["galera"] is None and isinstance(d.value, dict) and (
-                    d.value.get("status") != "Primary" or d.value.get("size") != expected_size):
+            if (
+                d.start.f == "galera"
+                and detect["galera"] is None
+                and isinstance(d.value, dict)
+                and (d.value.get("status") != "Primary" or d.value.get("size") != expected_size)
+            ):
                 detect["galera"] = round(d.t1 - f0, 3)
-            elif d.start.f == "haproxy" and detect["haproxy"] is None and isinstance(d.value, dict) and any(
-                    v != "UP" for v in d.value.values()):
+            elif (
+                d.start.f == "haproxy"
+                and detect["haproxy"] is None
+                and isinstance(d.value, dict)
+                and any(v != "UP" for v in d.value.values())
+            ):
                 detect["haproxy"] = round(d.t1 - f0, 3)
         moved = (h.inject.value or {}).get("vips", []) if fault.kind == "proxy-loss" and h.inject else []
         # Measured from the return of the stop command (the proxy is gone by then), not its
@@ -319,8 +361,14 @@ def check(ops: Iterable[Op]) -> DrillResult:
                 detect["vip"] = round(max(0.0, d.t1 - (f1 if f1 is not None else f0)), 3)
                 vip_move = {"vips": moved, "from": fault.host, "to": d.start.host, "seconds": detect["vip"]}
                 break
-        clients = [d for d in h.done if d.end is not None and d.type in ("fail", "info") and d.t1 >= f0
-                   and not d.start.process.startswith(("mon-", "nemesis", "drill", "setup", "final"))]
+        clients = [
+            d
+            for d in h.done
+            if d.end is not None
+            and d.type in ("fail", "info")
+            and d.t1 >= f0
+            and not d.start.process.startswith(("mon-", "nemesis", "drill", "setup", "final"))
+        ]
         if clients:
             detect["client"] = round(min(d.t1 for d in clients) - f0, 3)
 
@@ -341,23 +389,33 @@ def check(ops: Iterable[Op]) -> DrillResult:
             if d.t1 < h0:
                 continue
             if len(latest) == len(topo["galera_nodes"]) and all(
-                    x.t0 >= h0 and x.type == "ok" and isinstance(x.value, dict) and x.value.get("status") == "Primary"
-                    and x.value.get("state") == "Synced" and x.value.get("size") == expected_size
-                    for x in latest.values()):
+                x.t0 >= h0
+                and x.type == "ok"
+                and isinstance(x.value, dict)
+                and x.value.get("status") == "Primary"
+                and x.value.get("state") == "Synced"
+                and x.value.get("size") == expected_size
+                for x in latest.values()
+            ):
                 resync = round(d.t1 - h0, 3)
                 break
     rejoin = ((h.heal.value or {}).get("rejoin") if h.heal and h.heal.type == "ok" else None) or {}
     healthy = None
     if h.healthy is not None and h.healthy.type == "ok" and h0 is not None:
         healthy = round(h.healthy.t1 - h0, 3)
-    finals = {d.start.host: d.value for d in h.done
-              if d.start.process == "final" and d.start.f == "status" and d.type == "ok"}
+    finals = {
+        d.start.host: d.value for d in h.done if d.start.process == "final" and d.start.f == "status" and d.type == "ok"
+    }
 
     measurements = {
         "detect": detect,
         "vip_move": vip_move,
-        "heal": {"duration": round(h1 - h0, 3) if h0 is not None and h1 is not None else None,
-                 "resync": resync, "healthy": healthy, "rejoin": rejoin},
+        "heal": {
+            "duration": round(h1 - h0, 3) if h0 is not None and h1 is not None else None,
+            "resync": resync,
+            "healthy": healthy,
+            "rejoin": rejoin,
+        },
         "regions": per_region,
         "acknowledged_writes": verify.acknowledged,
         "lost_writes": verify.lost,
@@ -376,22 +434,35 @@ def check(ops: Iterable[Op]) -> DrillResult:
         "interrupted": None if h.interrupted is None else round(h.interrupted.t0, 3),
     }
 
-    exps = expectations(h, prediction, bounds, fault, observed, per_region, measurements, verify, finals,
-                        expected_size)
+    exps = expectations(h, prediction, bounds, fault, observed, per_region, measurements, verify, finals, expected_size)
     if h.interrupted is not None:
         # Cut short: only the correctness checks still mean something; the rest is undecided.
-        exps = [e if e.name in CORRECTNESS or e.ok is None else
-                Expectation(e.name, e.region, e.expected, f"{e.observed} (interrupted)", None) for e in exps]
+        exps = [
+            e
+            if e.name in CORRECTNESS or e.ok is None
+            else Expectation(e.name, e.region, e.expected, f"{e.observed} (interrupted)", None)
+            for e in exps
+        ]
     verdict = _verdict(exps, h.interrupted is not None, h.inject is not None)
-    result = DrillResult(verdict, "", plan, timeline, observed, measurements, exps, verify.to_json(), streams,
-                         dict(galera_samples))
+    result = DrillResult(
+        verdict, "", plan, timeline, observed, measurements, exps, verify.to_json(), streams, dict(galera_samples)
+    )
     result.summary = summarize(result)
     return result
 
 
-def expectations(h: _History, prediction: Prediction, bounds: Bounds, fault: Fault, observed: dict[str, str],
-                 per_region: dict[str, Any], m: dict[str, Any], verify: Any, finals: dict[str, Any],
-                 expected_size: int) -> list[Expectation]:
+def expectations(
+    h: _History,
+    prediction: Prediction,
+    bounds: Bounds,
+    fault: Fault,
+    observed: dict[str, str],
+    per_region: dict[str, Any],
+    m: dict[str, Any],
+    verify: Any,
+    finals: dict[str, Any],
+    expected_size: int,
+) -> list[Expectation]:
     """Every expectation of the drill, each decided from the measurements (see the module docstring)."""
     out: list[Expectation] = []
     add = out.append
@@ -399,14 +470,26 @@ def expectations(h: _History, prediction: Prediction, bounds: Bounds, fault: Fau
         return [Expectation("fault injected", None, "inject ok", "never injected", None)]
     if h.inject.type != "ok":
         # The fault never fully happened: nothing was tested (unknown, not fail).
-        add(Expectation("fault injected", None, "inject ok",
-                        f"{h.inject.type}: {h.inject.end.message if h.inject.end else 'no completion'}", None))
+        add(
+            Expectation(
+                "fault injected",
+                None,
+                "inject ok",
+                f"{h.inject.type}: {h.inject.end.message if h.inject.end else 'no completion'}",
+                None,
+            )
+        )
     # 1. the analysis' prediction, node by node, at the end of the fault window
     mismatched = {n: (prediction.nodes.get(n), s) for n, s in observed.items() if prediction.nodes.get(n) != s}
-    add(Expectation("prediction held", None,
-                    ", ".join(f"{n} {s}" for n, s in prediction.nodes.items()),
-                    ", ".join(f"{n} {s}" for n, s in observed.items()),
-                    None if any(s == "unknown" for s in observed.values()) else not mismatched))
+    add(
+        Expectation(
+            "prediction held",
+            None,
+            ", ".join(f"{n} {s}" for n, s in prediction.nodes.items()),
+            ", ".join(f"{n} {s}" for n, s in observed.items()),
+            None if any(s == "unknown" for s in observed.values()) else not mismatched,
+        )
+    )
     dirty_by_region: dict[str, list[bool | None]] = defaultdict(list)
     for node, on in h.plan.get("dirty_reads", {}).items():
         dirty_by_region[h.plan["topology"]["galera_nodes"][node]].append(on)
@@ -420,84 +503,185 @@ def expectations(h: _History, prediction: Prediction, bounds: Bounds, fault: Fau
             bound = bounds.write_gap.get(region)
             answered = writes["ok"] + writes.get("conflicts", 0)
             races = f", {writes['conflicts']} lost certification races" if writes.get("conflicts") else ""
-            add(Expectation("writes continue", region, f"longest write gap ≤ {_fmt(bound)}",
-                            f"longest gap {_fmt(gap)}, availability {_pct(writes['availability'])}{races}",
-                            bound is not None and gap <= bound and answered > 0))
+            add(
+                Expectation(
+                    "writes continue",
+                    region,
+                    f"longest write gap ≤ {_fmt(bound)}",
+                    f"longest gap {_fmt(gap)}, availability {_pct(writes['availability'])}{races}",
+                    bound is not None and gap <= bound and answered > 0,
+                )
+            )
         elif outcome["database"] == "read-only" and writes is not None:
             f1 = h.inject.t1
             h0 = h.heal.t0 if h.heal else h.end
             acked = [d for d in h.writes(region) if d.type == "ok" and d.t0 >= f1 and d.t1 <= h0]
-            add(Expectation("writes rejected", region, "no write acknowledged while cut off",
-                            f"{len(acked)} acknowledged, {writes['fail'] + writes['info']} refused/unknown",
-                            not acked))
+            add(
+                Expectation(
+                    "writes rejected",
+                    region,
+                    "no write acknowledged while cut off",
+                    f"{len(acked)} acknowledged, {writes['fail'] + writes['info']} refused/unknown",
+                    not acked,
+                )
+            )
             if any(dirty_by_region.get(region, [])):
                 # From when the region's nodes said non-Primary (else the configured detection bound).
                 settled = h.first_state(region, "non-Primary", f1, h0)
                 since = settled if settled is not None else f1 + bounds.galera_detection
                 reads = [d for d in h.dirty(region) if d.t0 >= since and d.t1 <= h0]
                 ok = sum(1 for d in reads if d.type == "ok")
-                add(Expectation("dirty reads served", region, "reads answered by the non-Primary node",
-                                f"{ok} of {len(reads)} reads ok", None if not reads else ok > 0))
+                add(
+                    Expectation(
+                        "dirty reads served",
+                        region,
+                        "reads answered by the non-Primary node",
+                        f"{ok} of {len(reads)} reads ok",
+                        None if not reads else ok > 0,
+                    )
+                )
         tokens = data.get("tokens")
         validations = data.get("validations") or {}
         if outcome["keystone"] == "writable" and tokens is not None:
             gap = max(tokens["max_gap"] or 0.0, validations.get("max_gap") or 0.0)
             bound = bounds.token_gap.get(region)
-            add(Expectation("tokens continue", region, f"longest token gap (issue, validate) ≤ {_fmt(bound)}",
-                            f"longest gap {_fmt(gap)}, availability {_pct(tokens['availability'])}",
-                            bound is not None and gap <= bound and tokens["ok"] > 0))
+            add(
+                Expectation(
+                    "tokens continue",
+                    region,
+                    f"longest token gap (issue, validate) ≤ {_fmt(bound)}",
+                    f"longest gap {_fmt(gap)}, availability {_pct(tokens['availability'])}",
+                    bound is not None and gap <= bound and tokens["ok"] > 0,
+                )
+            )
         if outcome["keystone"] == "read-only" and "read_only" in data:
             add(_read_only_expectation(region, data["read_only"]))
         if outcome["keystone"] in ("writable", "read-only") and tokens is not None:
             rejected = [d for d in h.validations(region) if d.end is not None and d.end.error == "rejected"]
-            add(Expectation("valid tokens accepted", region, "no 401/404 for a token just issued",
-                            f"{len(rejected)} rejected", not rejected))
+            add(
+                Expectation(
+                    "valid tokens accepted",
+                    region,
+                    "no 401/404 for a token just issued",
+                    f"{len(rejected)} rejected",
+                    not rejected,
+                )
+            )
     # 2. healed: the site healthy again, every node back, nothing lost
     if h.heal is None or h.heal.type != "ok":
-        add(Expectation("healed", None, "heal ok", "heal " + (h.heal.type if h.heal else "never ran")
-                        + (f": {h.heal.end.message}" if h.heal and h.heal.end and h.heal.end.message else ""), False))
+        add(
+            Expectation(
+                "healed",
+                None,
+                "heal ok",
+                "heal "
+                + (h.heal.type if h.heal else "never ran")
+                + (f": {h.heal.end.message}" if h.heal and h.heal.end and h.heal.end.message else ""),
+                False,
+            )
+        )
     healthy = m["heal"]["healthy"]
     if h.interrupted is None:
-        add(Expectation("healthy again", None, f"healthy ≤ {_fmt(bounds.healthy)} after the heal began",
-                        _fmt(healthy) if healthy is not None else
-                        "not healthy: " + "; ".join((h.healthy.value or {}).get("problems", [])[:3]
-                                                    if h.healthy and isinstance(h.healthy.value, dict) else []),
-                        healthy is not None and healthy <= bounds.healthy))
+        add(
+            Expectation(
+                "healthy again",
+                None,
+                f"healthy ≤ {_fmt(bounds.healthy)} after the heal began",
+                _fmt(healthy)
+                if healthy is not None
+                else "not healthy: "
+                + "; ".join(
+                    (h.healthy.value or {}).get("problems", [])[:3]
+                    if h.healthy and isinstance(h.healthy.value, dict)
+                    else []
+                ),
+                healthy is not None and healthy <= bounds.healthy,
+            )
+        )
     nodes = h.plan["topology"]["galera_nodes"]
-    whole = [n for n in nodes if isinstance(finals.get(n), dict) and finals[n].get("status") == "Primary"
-             and finals[n].get("state") == "Synced" and finals[n].get("size") == expected_size]
-    add(Expectation("cluster whole", None, f"every node Primary/Synced, size {expected_size}",
-                    f"{len(whole)} of {len(nodes)} nodes", len(whole) == len(nodes)))
+    whole = [
+        n
+        for n in nodes
+        if isinstance(finals.get(n), dict)
+        and finals[n].get("status") == "Primary"
+        and finals[n].get("state") == "Synced"
+        and finals[n].get("size") == expected_size
+    ]
+    add(
+        Expectation(
+            "cluster whole",
+            None,
+            f"every node Primary/Synced, size {expected_size}",
+            f"{len(whole)} of {len(nodes)} nodes",
+            len(whole) == len(nodes),
+        )
+    )
     for node, info in m["heal"]["rejoin"].items():
         method = (info or {}).get("method", "unknown")
-        add(Expectation("rejoin by IST", nodes.get(node), f"{node} rejoins by IST", f"{method}",
-                        None if method == "unknown" else method in ("IST", "none")))
+        add(
+            Expectation(
+                "rejoin by IST",
+                nodes.get(node),
+                f"{node} rejoins by IST",
+                f"{method}",
+                None if method == "unknown" else method in ("IST", "none"),
+            )
+        )
     if fault.kind == "proxy-loss":
         move = m["vip_move"]
-        add(Expectation("VIP moved", fault.region, f"VIP on another proxy ≤ {_fmt(bounds.vip_move)}",
-                        f"{_fmt(move['seconds'])} to {move['to']}" if move else "never moved",
-                        move is not None and bounds.vip_move is not None and move["seconds"] <= bounds.vip_move))
+        add(
+            Expectation(
+                "VIP moved",
+                fault.region,
+                f"VIP on another proxy ≤ {_fmt(bounds.vip_move)}",
+                f"{_fmt(move['seconds'])} to {move['to']}" if move else "never moved",
+                move is not None and bounds.vip_move is not None and move["seconds"] <= bounds.vip_move,
+            )
+        )
     if verify.verdict == "inconclusive":
         add(Expectation("no lost writes", None, "0 lost", verify.summary, None))
     else:
-        add(Expectation("no lost writes", None, "0 lost acknowledged writes",
-                        f"{verify.lost} lost of {verify.acknowledged}", verify.lost == 0))
+        add(
+            Expectation(
+                "no lost writes",
+                None,
+                "0 lost acknowledged writes",
+                f"{verify.lost} lost of {verify.acknowledged}",
+                verify.lost == 0,
+            )
+        )
         others = [a for a in verify.anomalies if a.kind != "lost-write"]
-        add(Expectation("no anomalies", None, "none of lost-update, divergent, non-primary-write, unexpected-write",
-                        ", ".join(sorted({a.kind for a in others})) or "none", not others))
+        add(
+            Expectation(
+                "no anomalies",
+                None,
+                "none of lost-update, divergent, non-primary-write, unexpected-write",
+                ", ".join(sorted({a.kind for a in others})) or "none",
+                not others,
+            )
+        )
     return out
 
 
 def _read_only_expectation(region: str, served: dict[str, Any]) -> Expectation:
     """Tokens issued and validated in a read-only region, from when it is expected to serve."""
-    expected = (f"≥ {READ_ONLY_AVAILABILITY:.0%} of tokens issued and validated from {served['since']:.1f}s "
-                f"after the cut until the heal")
+    expected = (
+        f"≥ {READ_ONLY_AVAILABILITY:.0%} of tokens issued and validated from {served['since']:.1f}s "
+        f"after the cut until the heal"
+    )
     issued, validated = served["tokens"], served["validations"]
-    observed = (f"issued {issued['ok']}/{issued['attempts']}, validated {validated['ok']}/{validated['attempts']}"
-                f" from {served['since']:.1f}s to {served['until']:.1f}s")
+    observed = (
+        f"issued {issued['ok']}/{issued['attempts']}, validated {validated['ok']}/{validated['attempts']}"
+        f" from {served['since']:.1f}s to {served['until']:.1f}s"
+    )
     if not issued["attempts"] or not validated["attempts"]:
-        return Expectation("tokens served read-only", region, expected,
-                           f"{observed}: no token request in that window (a longer --heal-after decides it)", None)
+        return Expectation(
+            "tokens served read-only",
+            region,
+            expected,
+            f"{observed}: no token request in that window (a longer --heal-after decides it)",
+            None,
+        )
     ok = all(x["availability"] >= READ_ONLY_AVAILABILITY for x in (issued, validated))
     return Expectation("tokens served read-only", region, expected, observed, ok)
 
@@ -532,8 +716,10 @@ def summarize(result: DrillResult) -> str:
     held = next((e for e in result.expectations if e.name == "prediction held"), None)
     if held is not None and held.ok:
         if not prediction.survives:
-            parts.append("NO PRIMARY on any side, as predicted — topology flagged"
-                         + (f" (fix: {prediction.fixes[0]})" if prediction.fixes else ""))
+            parts.append(
+                "NO PRIMARY on any side, as predicted — topology flagged"
+                + (f" (fix: {prediction.fixes[0]})" if prediction.fixes else "")
+            )
         else:
             primary = [n for n, s in result.observed_nodes.items() if s == "Primary"]
             parts.append(f"prediction held (Primary: {', '.join(primary) or 'none'})")
@@ -543,19 +729,24 @@ def summarize(result: DrillResult) -> str:
     gaps = []
     for r, data in m["regions"].items():
         w = (data.get("writes") or {}).get("max_gap")
-        t = max((x for x in ((data.get(k) or {}).get("max_gap") for k in ("tokens", "validations")) if x is not None),
-                default=None)
+        t = max(
+            (x for x in ((data.get(k) or {}).get("max_gap") for k in ("tokens", "validations")) if x is not None),
+            default=None,
+        )
         gaps.append(f"{r} {_fmt(w)}/{_fmt(t)}")
     parts.append("longest gap writes/tokens " + " ".join(gaps))
     for r, data in m["regions"].items():
         served = data.get("read_only")
         if served:
             issued, validated = served["tokens"], served["validations"]
-            parts.append(f"{r} read-only from {served['since']:.1f}s after the cut: tokens issued "
-                         f"{_pct(issued['availability'])}, validated {_pct(validated['availability'])}")
+            parts.append(
+                f"{r} read-only from {served['since']:.1f}s after the cut: tokens issued "
+                f"{_pct(issued['availability'])}, validated {_pct(validated['availability'])}"
+            )
     heal = m["heal"]
     parts.append(f"healthy {_fmt(heal['healthy'])} after heal")
     if failed:
-        parts.append("failed: " + "; ".join(f"{e.name}{' ' + e.region if e.region else ''} ({e.observed})"
-                                            for e in failed[:4]))
+        parts.append(
+            "failed: " + "; ".join(f"{e.name}{' ' + e.region if e.region else ''} ({e.observed})" for e in failed[:4])
+        )
     return "; ".join(parts)

@@ -25,26 +25,67 @@ from toolkit.errors import UsageError
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every drill takes."""
     options = [
-        click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="topology file (default: the one the lab was booted from)"),
-        click.option("--lab-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kgt-lab"),
-                     show_default=True, help="the lab to drill"),
-        click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="secrets file (default: the lab's)"),
-        click.option("--duration", default="40s", callback=duration_option, show_default=True,
-                     help="the workloads run at least this long"),
-        click.option("--fault-at", default="8s", callback=duration_option, show_default=True,
-                     help="inject the fault this long after the workloads start"),
-        click.option("--heal-after", default=None, callback=duration_option,
-                     help="heal this long after injecting [default: 14s, longer where the analysis predicts a "
-                          "read-only region: Galera's and HAProxy's detection bounds, the slack and 5 s to watch "
-                          "it serve]"),
-        click.option("--ready-timeout", default="15s", callback=duration_option, show_default=True,
-                     help="wait this long for a healthy site before refusing to start"),
-        click.option("--healthy-timeout", default="90s", callback=duration_option, show_default=True,
-                     help="after the heal the site must be healthy again within this"),
-        click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="where to write report.json, report.html, history.jsonl"),
+        click.option(
+            "--topology",
+            "topology_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="topology file (default: the one the lab was booted from)",
+        ),
+        click.option(
+            "--lab-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path(".kgt-lab"),
+            show_default=True,
+            help="the lab to drill",
+        ),
+        click.option(
+            "--secrets",
+            "secrets_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="secrets file (default: the lab's)",
+        ),
+        click.option(
+            "--duration",
+            default="40s",
+            callback=duration_option,
+            show_default=True,
+            help="the workloads run at least this long",
+        ),
+        click.option(
+            "--fault-at",
+            default="8s",
+            callback=duration_option,
+            show_default=True,
+            help="inject the fault this long after the workloads start",
+        ),
+        click.option(
+            "--heal-after",
+            default=None,
+            callback=duration_option,
+            help="heal this long after injecting [default: 14s, longer where the analysis predicts a "
+            "read-only region: Galera's and HAProxy's detection bounds, the slack and 5 s to watch "
+            "it serve]",
+        ),
+        click.option(
+            "--ready-timeout",
+            default="15s",
+            callback=duration_option,
+            show_default=True,
+            help="wait this long for a healthy site before refusing to start",
+        ),
+        click.option(
+            "--healthy-timeout",
+            default="90s",
+            callback=duration_option,
+            show_default=True,
+            help="after the heal the site must be healthy again within this",
+        ),
+        click.option(
+            "--report",
+            "report_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="where to write report.json, report.html, history.jsonl",
+        ),
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
     ]
     for option in reversed(options):
@@ -64,23 +105,36 @@ def _context(topology_path: Path | None, lab_dir: Path, secrets_path: Path | Non
     if topology_path is not None and Path(info["topology"]).resolve() != topology_path.resolve():
         lab_topology = load(info["topology"])
         if lab_topology.name != topology.name:
-            raise UsageError(f"--topology {topology_path} is not the topology of the lab in {lab_dir} "
-                             f"({info['topology']})")
+            raise UsageError(
+                f"--topology {topology_path} is not the topology of the lab in {lab_dir} ({info['topology']})"
+            )
     docker.require_engine()
-    secrets = secretstore.for_topology(topology, secrets_path or (Path(info["secrets"]) if info.get("secrets")
-                                                                  else None))
+    secrets = secretstore.for_topology(
+        topology, secrets_path or (Path(info["secrets"]) if info.get("secrets") else None)
+    )
     return topology, secrets, LabBackend(topology)
 
 
-def _timing(duration: float, fault_at: float, heal_after: float | None, ready_timeout: float,
-            healthy_timeout: float, default_heal_after: float) -> Any:
+def _timing(
+    duration: float,
+    fault_at: float,
+    heal_after: float | None,
+    ready_timeout: float,
+    healthy_timeout: float,
+    default_heal_after: float,
+) -> Any:
     from toolkit.drills.runner import Timing
 
     heal_after = default_heal_after if heal_after is None else heal_after
     if fault_at <= 0 or heal_after <= 0:
         raise UsageError("--fault-at and --heal-after must be positive")
-    return Timing(duration=duration, fault_at=fault_at, heal_after=heal_after, ready_timeout=ready_timeout,
-                  healthy_timeout=healthy_timeout)
+    return Timing(
+        duration=duration,
+        fault_at=fault_at,
+        heal_after=heal_after,
+        ready_timeout=ready_timeout,
+        healthy_timeout=healthy_timeout,
+    )
 
 
 def _report_dir(report_dir: Path | None, lab_dir: Path, name: str) -> Path:
@@ -95,8 +149,14 @@ def _run(kind: str, opts: dict[str, Any], **target: Any) -> None:
 
     topology, secrets, backend = _context(opts["topology_path"], opts["lab_dir"], opts["secrets_path"])
     fault = faults.resolve(topology, kind, **target)
-    timing = _timing(opts["duration"], opts["fault_at"], opts["heal_after"], opts["ready_timeout"],
-                     opts["healthy_timeout"], faults.heal_after(topology, fault, backend.wan_rtt()))
+    timing = _timing(
+        opts["duration"],
+        opts["fault_at"],
+        opts["heal_after"],
+        opts["ready_timeout"],
+        opts["healthy_timeout"],
+        faults.heal_after(topology, fault, backend.wan_rtt()),
+    )
     directory = _report_dir(opts["report_dir"], opts["lab_dir"], kind)
     echo = functools.partial(click.echo, err=opts["fmt"] == "json")
     echo(f"drill {fault.describe()} on {topology.name}; report in {directory}")
@@ -189,8 +249,7 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
         if opts["topology_path"] is None:
             raise UsageError(f"no lab runs from {lab_dir}: give --topology to boot a fresh one")
         click.echo(f"booting a fresh lab from {opts['topology_path']} in {lab_dir}")
-        ctx.invoke(lab_commands.up, topology=opts["topology_path"], secrets_path=opts["secrets_path"],
-                   lab_dir=lab_dir)
+        ctx.invoke(lab_commands.up, topology=opts["topology_path"], secrets_path=opts["secrets_path"], lab_dir=lab_dir)
         booted = True
     base = _report_dir(opts["report_dir"], lab_dir, "all")
     summary: list[dict[str, Any]] = []
@@ -199,9 +258,14 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
         rtt = backend.wan_rtt()
         for kind in faults.STANDARD:
             fault = faults.resolve(topology, kind)
-            timing = _timing(opts["duration"], opts["fault_at"], opts["heal_after"],
-                             max(opts["ready_timeout"], 60.0), opts["healthy_timeout"],
-                             faults.heal_after(topology, fault, rtt))
+            timing = _timing(
+                opts["duration"],
+                opts["fault_at"],
+                opts["heal_after"],
+                max(opts["ready_timeout"], 60.0),
+                opts["healthy_timeout"],
+                faults.heal_after(topology, fault, rtt),
+            )
             click.echo(f"== drill {fault.describe()}")
             try:
                 result = runner.run(topology, secrets, backend, fault, timing, base / kind, click.echo)
@@ -212,8 +276,15 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
                     break
                 continue
             click.echo(report.text(result))
-            summary.append({"drill": kind, "verdict": result.verdict, "code": result.code, "line": result.line(),
-                            "report": str(base / kind / "report.json")})
+            summary.append(
+                {
+                    "drill": kind,
+                    "verdict": result.verdict,
+                    "code": result.code,
+                    "line": result.line(),
+                    "report": str(base / kind / "report.json"),
+                }
+            )
             if result.timeline.get("interrupted") is not None:
                 break
     finally:
@@ -223,11 +294,14 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
     code = 1 if 1 in codes else 2 if 2 in codes or len(codes) < len(faults.STANDARD) else 0
     verdict = {0: "pass", 1: "fail", 2: "unknown"}[code]
     base.mkdir(parents=True, exist_ok=True)
-    (base / "summary.json").write_text(json.dumps({"schema": "kgt.drill.all/1", "verdict": verdict, "code": code,
-                                                   "drills": summary}, indent=2) + "\n")
+    (base / "summary.json").write_text(
+        json.dumps({"schema": "kgt.drill.all/1", "verdict": verdict, "code": code, "drills": summary}, indent=2) + "\n"
+    )
     counts = {v: sum(1 for s in summary if s["verdict"] == v) for v in ("pass", "fail", "unknown")}
-    click.echo(f"{verdict.upper()}: {len(summary)} drills: {counts['pass']} pass, {counts['fail']} fail, "
-               f"{counts['unknown']} unknown; reports in {base}")
+    click.echo(
+        f"{verdict.upper()}: {len(summary)} drills: {counts['pass']} pass, {counts['fail']} fail, "
+        f"{counts['unknown']} unknown; reports in {base}"
+    )
     ctx.exit(code)
 
 

@@ -55,8 +55,14 @@ class Fault:
     def from_json(cls, data: dict[str, Any]) -> Fault:
         """Inverse of `to_json`."""
         between = data.get("between")
-        return cls(kind=str(data["kind"]), region=data.get("region"), host=data.get("host"), rtt=data.get("rtt"),
-                   between=(str(between[0]), str(between[1])) if between else None, kill=bool(data.get("kill")))
+        return cls(
+            kind=str(data["kind"]),
+            region=data.get("region"),
+            host=data.get("host"),
+            rtt=data.get("rtt"),
+            between=(str(between[0]), str(between[1])) if between else None,
+            kill=bool(data.get("kill")),
+        )
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -66,8 +72,15 @@ class Fault:
         return (self.region,) if self.region else ()
 
 
-def resolve(topology: Topology, kind: str, region: str | None = None, host: str | None = None,
-            rtt: float | None = None, between: tuple[str, str] | None = None, kill: bool = False) -> Fault:
+def resolve(
+    topology: Topology,
+    kind: str,
+    region: str | None = None,
+    host: str | None = None,
+    rtt: float | None = None,
+    between: tuple[str, str] | None = None,
+    kill: bool = False,
+) -> Fault:
     """A fault with its defaults filled in from the topology; UsageError for a bad target.
 
     Defaults: the last region in the file; node-loss its first Galera node; proxy-loss
@@ -126,16 +139,30 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form."""
-        return {"scenario": self.scenario, "kind": self.kind, "survives": self.survives,
-                "components": list(self.components), "regions": self.regions, "nodes": self.nodes,
-                "fixes": list(self.fixes), "flags": list(self.flags)}
+        return {
+            "scenario": self.scenario,
+            "kind": self.kind,
+            "survives": self.survives,
+            "components": list(self.components),
+            "regions": self.regions,
+            "nodes": self.nodes,
+            "fixes": list(self.fixes),
+            "flags": list(self.flags),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
         """Inverse of `to_json`."""
-        return cls(data.get("scenario"), str(data.get("kind", "healthy")), bool(data.get("survives", True)),
-                   tuple(data.get("components") or ()), dict(data.get("regions") or {}),
-                   dict(data.get("nodes") or {}), tuple(data.get("fixes") or ()), tuple(data.get("flags") or ()))
+        return cls(
+            data.get("scenario"),
+            str(data.get("kind", "healthy")),
+            bool(data.get("survives", True)),
+            tuple(data.get("components") or ()),
+            dict(data.get("regions") or {}),
+            dict(data.get("nodes") or {}),
+            tuple(data.get("fixes") or ()),
+            tuple(data.get("flags") or ()),
+        )
 
 
 def scenario_name(fault: Fault) -> str | None:
@@ -155,8 +182,9 @@ def _healthy(topology: Topology) -> Scenario:
 
     hosts = tuple(h.name for h in topology.voters)
     component = Component(tuple(r.name for r in topology.regions), hosts, topology.total_weight, True)
-    regions = {r.name: RegionOutcome("primary", "writable" if r.with_role("keystone") else "none")
-               for r in topology.regions}
+    regions = {
+        r.name: RegionOutcome("primary", "writable" if r.with_role("keystone") else "none") for r in topology.regions
+    }
     return Scenario("healthy", "healthy", (component,), regions)
 
 
@@ -175,11 +203,17 @@ def predict(topology: Topology, fault: Fault, analysis: Analysis | None = None) 
     if not scenario.survives:
         flags.append(f"no Primary component survives '{scenario.name}': every region stops accepting writes")
     return Prediction(
-        scenario=name, kind=scenario.kind, survives=scenario.survives,
-        components=tuple({"regions": list(c.regions), "hosts": list(c.hosts), "weight": c.weight,
-                          "primary": c.primary} for c in scenario.components),
+        scenario=name,
+        kind=scenario.kind,
+        survives=scenario.survives,
+        components=tuple(
+            {"regions": list(c.regions), "hosts": list(c.hosts), "weight": c.weight, "primary": c.primary}
+            for c in scenario.components
+        ),
         regions={r: {"database": o.database, "keystone": o.keystone} for r, o in scenario.regions.items()},
-        nodes=nodes, fixes=analysis.fixes if not scenario.survives else (), flags=tuple(flags),
+        nodes=nodes,
+        fixes=analysis.fixes if not scenario.survives else (),
+        flags=tuple(flags),
     )
 
 
@@ -204,8 +238,12 @@ class Bounds:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Bounds:
         """Inverse of `to_json` (a report without `rtt` was measured at LAN latency)."""
-        return cls(**{k: data.get(k, 0.0 if k == "rtt" else None)  # type: ignore[arg-type]
-                      for k in cls.__dataclass_fields__})
+        return cls(
+            **{
+                k: data.get(k, 0.0 if k == "rtt" else None)  # type: ignore[arg-type]
+                for k in cls.__dataclass_fields__
+            }
+        )
 
 
 # Round trips a client pays to notice a failover: a new connection to another region's
@@ -260,10 +298,17 @@ def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0, rtt: 
         assert fault.region is not None
         write[fault.region] = token[fault.region] = vrrp + slack
         vip_move = vrrp + slack  # the monitor samples `ip addr` through a command: its latency is the slack
-    return Bounds(haproxy_detection=detection, galera_detection=galera, vrrp_failover=round(vrrp, 3),
-                  slack=round(slack, 3), write_gap={k: round(v, 3) for k, v in write.items()},
-                  token_gap={k: round(v, 3) for k, v in token.items()},
-                  vip_move=round(vip_move, 3) if vip_move is not None else None, healthy=healthy, rtt=rtt)
+    return Bounds(
+        haproxy_detection=detection,
+        galera_detection=galera,
+        vrrp_failover=round(vrrp, 3),
+        slack=round(slack, 3),
+        write_gap={k: round(v, 3) for k, v in write.items()},
+        token_gap={k: round(v, 3) for k, v in token.items()},
+        vip_move=round(vip_move, 3) if vip_move is not None else None,
+        healthy=healthy,
+        rtt=rtt,
+    )
 
 
 HEAL_AFTER = 14.0  # the default fault window (s)

@@ -74,22 +74,31 @@ def timeline_svg(report: dict[str, Any], result: DrillResult) -> str:
         rows.append((f"{node} galera", _node_bins(events, end), None))
     top = 30
     height = top + ROW * len(rows) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" height="{height}" '
-             f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
-             f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
+    ]
     if t.get("fault_at") is not None:
         f0 = float(t["fault_at"])
         f1 = float(t["heal_at"]) if t.get("heal_at") is not None else end
-        parts.append(f'<rect class="fault-window" x="{x(f0)}" y="{top - 8}" width="{max(1.0, x(f1) - x(f0))}" '
-                     f'height="{ROW * len(rows) + 8}" fill="#f4c7c7" fill-opacity="0.55"/>')
+        parts.append(
+            f'<rect class="fault-window" x="{x(f0)}" y="{top - 8}" width="{max(1.0, x(f1) - x(f0))}" '
+            f'height="{ROW * len(rows) + 8}" fill="#f4c7c7" fill-opacity="0.55"/>'
+        )
         parts.append(f'<text x="{x(f0) + 3}" y="{top - 12}" fill="#a02020">fault {_e(report["fault"]["kind"])}</text>')
-    for key, label, colour in (("heal_at", "heal", "#7a3fbf"), ("healed", "healed", "#1f5fbf"),
-                               ("healthy", "healthy", "#2e9e44")):
+    for key, label, colour in (
+        ("heal_at", "heal", "#7a3fbf"),
+        ("healed", "healed", "#1f5fbf"),
+        ("healthy", "healthy", "#2e9e44"),
+    ):
         if t.get(key) is not None:
             xx = x(float(t[key]))
-            parts.append(f'<line x1="{xx}" y1="{top - 8}" x2="{xx}" y2="{top + ROW * len(rows)}" stroke="{colour}" '
-                         f'stroke-dasharray="4 3"/><text x="{xx + 3}" y="{top + ROW * len(rows) + 14}" '
-                         f'fill="{colour}">{label}</text>')
+            parts.append(
+                f'<line x1="{xx}" y1="{top - 8}" x2="{xx}" y2="{top + ROW * len(rows)}" stroke="{colour}" '
+                f'stroke-dasharray="4 3"/><text x="{xx + 3}" y="{top + ROW * len(rows) + 14}" '
+                f'fill="{colour}">{label}</text>'
+            )
     width = max(1.0, BIN * scale)
     for i, (label, bins, data) in enumerate(rows):
         y = top + i * ROW
@@ -97,18 +106,24 @@ def timeline_svg(report: dict[str, Any], result: DrillResult) -> str:
         parts.append(f'<rect x="{LEFT}" y="{y + 2}" width="{WIDTH - LEFT - 20}" height="{ROW - 6}" fill="#f2f2f2"/>')
         for j, fill in enumerate(bins):
             if fill:
-                parts.append(f'<rect class="bin" x="{round(LEFT + j * width, 1)}" y="{y + 2}" '
-                             f'width="{round(width + 0.3, 1)}" height="{ROW - 6}" fill="{fill}"/>')
+                parts.append(
+                    f'<rect class="bin" x="{round(LEFT + j * width, 1)}" y="{y + 2}" '
+                    f'width="{round(width + 0.3, 1)}" height="{ROW - 6}" fill="{fill}"/>'
+                )
         gap = _longest_gap(data, t)
         if gap is not None:
             g0, g1, seconds = gap
-            parts.append(f'<path class="gap" d="M{x(g0)},{y + 1} v-3 H{x(g1)} v3" stroke="#111" fill="none"/>'
-                         f'<text x="{x(g1) + 3}" y="{y + 9}" font-size="10">gap {seconds:.1f}s</text>')
+            parts.append(
+                f'<path class="gap" d="M{x(g0)},{y + 1} v-3 H{x(g1)} v3" stroke="#111" fill="none"/>'
+                f'<text x="{x(g1) + 3}" y="{y + 9}" font-size="10">gap {seconds:.1f}s</text>'
+            )
     axis_y = top + ROW * len(rows) + 2
     step = 5 if end <= 80 else 10
     for s in range(0, int(end) + 1, step):
-        parts.append(f'<line x1="{x(s)}" y1="{axis_y}" x2="{x(s)}" y2="{axis_y + 4}" stroke="#555"/>'
-                     f'<text x="{x(s) - 6}" y="{axis_y + 28}" font-size="10" fill="#555">{s}s</text>')
+        parts.append(
+            f'<line x1="{x(s)}" y1="{axis_y}" x2="{x(s)}" y2="{axis_y + 4}" stroke="#555"/>'
+            f'<text x="{x(s) - 6}" y="{axis_y + 28}" font-size="10" fill="#555">{s}s</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -142,34 +157,57 @@ def render(report: dict[str, Any], result: DrillResult) -> str:
     verdict = report["verdict"]
     colour = {"pass": OK, "fail": FAIL, "unknown": MIXED}[verdict]
     m = report["measurements"]
-    exp_rows = [[{True: "✔", False: "✘", None: "?"}[e["ok"]], _e(e["name"]), _e(e["region"] or "-"),
-                 _e(e["expected"]), _e(e["observed"])] for e in report["expectations"]]
+    exp_rows = [
+        [
+            {True: "✔", False: "✘", None: "?"}[e["ok"]],
+            _e(e["name"]),
+            _e(e["region"] or "-"),
+            _e(e["expected"]),
+            _e(e["observed"]),
+        ]
+        for e in report["expectations"]
+    ]
     region_rows = []
     for region, data in m["regions"].items():
         for key, label in STREAMS:
             d = data.get(key)
             if d:
                 avail = "-" if d["availability"] is None else f"{d['availability']:.1%}"
-                region_rows.append([_e(region), label, f"{d['ok']}/{d['fail']}/{d['info']}", avail,
-                                    _s(d["max_gap_fault"]), _s(d["max_gap"]), _s(d["first_ok_after_heal"])])
+                region_rows.append(
+                    [
+                        _e(region),
+                        label,
+                        f"{d['ok']}/{d['fail']}/{d['info']}",
+                        avail,
+                        _s(d["max_gap_fault"]),
+                        _s(d["max_gap"]),
+                        _s(d["first_ok_after_heal"]),
+                    ]
+                )
     pred = report["prediction"]
     pred_rows = [[_e(n), _e(s), _e(report["observed"]["nodes"].get(n, "?"))] for n, s in pred["nodes"].items()]
     heal = m["heal"]
-    facts = [["detect (galera / haproxy / vip / client)",
-              " / ".join(_s(m["detect"].get(k)) for k in ("galera", "haproxy", "vip", "client"))],
-             ["heal took", _s(heal["duration"])], ["resync after heal", _s(heal["resync"])],
-             ["healthy after heal", _s(heal["healthy"])],
-             ["acknowledged / lost writes", f"{m['acknowledged_writes']} / {m['lost_writes']}"]]
+    facts = [
+        [
+            "detect (galera / haproxy / vip / client)",
+            " / ".join(_s(m["detect"].get(k)) for k in ("galera", "haproxy", "vip", "client")),
+        ],
+        ["heal took", _s(heal["duration"])],
+        ["resync after heal", _s(heal["resync"])],
+        ["healthy after heal", _s(heal["healthy"])],
+        ["acknowledged / lost writes", f"{m['acknowledged_writes']} / {m['lost_writes']}"],
+    ]
     if m.get("vip_move"):
-        facts.append(["VIP move", f"{m['vip_move']['seconds']:.2f}s {_e(m['vip_move']['from'])} → "
-                                  f"{_e(m['vip_move']['to'])}"])
+        facts.append(
+            ["VIP move", f"{m['vip_move']['seconds']:.2f}s {_e(m['vip_move']['from'])} → {_e(m['vip_move']['to'])}"]
+        )
     for node, info in heal["rejoin"].items():
         facts.append([f"rejoin {_e(node)}", f"{_e(info.get('method'))} at {_e(info.get('position'))}"])
     flags = "".join(f'<p class="flag">⚠ {_e(f)}</p>' for f in report["topology"]["flags"])
     flags += "".join(f'<p class="flag">fix: {_e(f)}</p>' for f in report["topology"]["fixes"])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>kgt drill {_e(report['drill'])}: {_e(verdict)}</title>
+<title>kgt drill {_e(report["drill"])}: {_e(verdict)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 20px; color: #222; background: #fff; }}
 h1 {{ font-size: 20px; }} h2 {{ font-size: 16px; margin-top: 24px; }}
@@ -179,9 +217,9 @@ table {{ border-collapse: collapse; font-size: 13px; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 .legend span {{ display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; }}
 </style></head><body>
-<h1>kgt drill {_e(report['drill'])} on {_e(report['topology']['name'])}
+<h1>kgt drill {_e(report["drill"])} on {_e(report["topology"]["name"])}
 <span class="verdict">{_e(verdict.upper())}</span></h1>
-<p>{_e(report['summary'])}</p>
+<p>{_e(report["summary"])}</p>
 {flags}
 <h2>Timeline</h2>
 <p class="legend"><span style="background:{OK}"></span>ok / Primary
@@ -191,11 +229,23 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 {timeline_svg(report, result)}
 <h2>Expectations</h2>
 {_table(["", "expectation", "region", "expected", "observed"], exp_rows)}
-<h2>Prediction ({_e(pred['scenario'] or 'no Galera failure')}) and observation</h2>
+<h2>Prediction ({_e(pred["scenario"] or "no Galera failure")}) and observation</h2>
 {_table(["node", "predicted", "observed"], pred_rows)}
 <h2>Per region</h2>
-{_table(["region", "stream", "ok/fail/info in fault", "availability in fault", "longest gap in fault",
-         "failover gap", "first ok after heal"], region_rows)}
+{
+        _table(
+            [
+                "region",
+                "stream",
+                "ok/fail/info in fault",
+                "availability in fault",
+                "longest gap in fault",
+                "failover gap",
+                "first ok after heal",
+            ],
+            region_rows,
+        )
+    }
 <h2>Measurements</h2>
 {_table(["", ""], [[_e(a), b] for a, b in facts])}
 </body></html>

@@ -32,8 +32,9 @@ from toolkit.topology.model import Host, Topology
 def haproxy_servers(host: Host, password: str, timeout: float = 1.5) -> dict[str, str]:
     """`{"listener/server": status}` from a proxy's stats CSV (server rows of the kgt listeners)."""
     url = f"http://{host.address}:{host.settings.haproxy.stats_port}/stats;csv"
-    request = urllib.request.Request(url, headers={
-        "Authorization": "Basic " + base64.b64encode(f"kgt:{password}".encode()).decode()})
+    request = urllib.request.Request(
+        url, headers={"Authorization": "Basic " + base64.b64encode(f"kgt:{password}".encode()).decode()}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         text = response.read().decode(errors="replace")
     out = {}
@@ -61,8 +62,9 @@ class _Sampler(threading.Thread):
         process = f"mon-{self.host.name}"
         try:
             while not self.stop_event.is_set():
-                op = self.history.invoke(process, self.f, region=self.host.region, host=self.host.name,
-                                         address=str(self.host.address))
+                op = self.history.invoke(
+                    process, self.f, region=self.host.region, host=self.host.name, address=str(self.host.address)
+                )
                 try:
                     value = self.sample()
                 except Exception as exc:
@@ -78,8 +80,7 @@ class _Sampler(threading.Thread):
 class GaleraSampler(_Sampler):
     """wsrep status of one node over a kept connection."""
 
-    def __init__(self, host: Host, password: str, history: History, stop: threading.Event,
-                 interval: float) -> None:
+    def __init__(self, host: Host, password: str, history: History, stop: threading.Event, interval: float) -> None:
         super().__init__(host, "galera", history, stop, interval)
         self.password = password
         self.conn: Any = None
@@ -87,8 +88,7 @@ class GaleraSampler(_Sampler):
     def sample(self) -> Any:
         """SHOW STATUS over the kept connection (opened on demand)."""
         if self.conn is None:
-            endpoint = db.Endpoint(str(self.host.address), self.host.settings.galera.port, HEALTH_USER,
-                                   self.password)
+            endpoint = db.Endpoint(str(self.host.address), self.host.settings.galera.port, HEALTH_USER, self.password)
             self.conn = db.connect(endpoint, connect_timeout=1.0, read_timeout=1.5, write_timeout=1.5)
         return verify.read_status(self.conn)
 
@@ -103,8 +103,7 @@ class GaleraSampler(_Sampler):
 class HaproxySampler(_Sampler):
     """Server states of one proxy."""
 
-    def __init__(self, host: Host, password: str, history: History, stop: threading.Event,
-                 interval: float) -> None:
+    def __init__(self, host: Host, password: str, history: History, stop: threading.Event, interval: float) -> None:
         super().__init__(host, "haproxy", history, stop, interval)
         self.password = password
 
@@ -116,8 +115,7 @@ class HaproxySampler(_Sampler):
 class VipSampler(_Sampler):
     """VIPs on one keepalived host."""
 
-    def __init__(self, host: Host, backend: Backend, history: History, stop: threading.Event,
-                 interval: float) -> None:
+    def __init__(self, host: Host, backend: Backend, history: History, stop: threading.Event, interval: float) -> None:
         super().__init__(host, "vip", history, stop, interval)
         self.backend = backend
 
@@ -129,19 +127,30 @@ class VipSampler(_Sampler):
 class Monitors:
     """Every sampler of a drill."""
 
-    def __init__(self, topology: Topology, backend: Backend, secrets: Any, history: History,
-                 regions: tuple[str, ...], vip_interval: float = 1.0, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        backend: Backend,
+        secrets: Any,
+        history: History,
+        regions: tuple[str, ...],
+        vip_interval: float = 1.0,
+        interval: float = 0.5,
+    ) -> None:
         self.stop = threading.Event()
         health = secrets["health_password"]
-        self.threads: list[_Sampler] = [GaleraSampler(h, health, history, self.stop, interval)
-                                        for h in topology.galera_nodes]
+        self.threads: list[_Sampler] = [
+            GaleraSampler(h, health, history, self.stop, interval) for h in topology.galera_nodes
+        ]
         watched = [h for r in topology.regions if r.name in regions for h in r.hosts]
         if topology.with_role("haproxy"):
             stats = secrets["haproxy_stats_password"]
-            self.threads += [HaproxySampler(h, stats, history, self.stop, interval)
-                             for h in watched if h.has("haproxy")]
-        self.threads += [VipSampler(h, backend, history, self.stop, vip_interval)
-                         for h in watched if h.has("keepalived")]
+            self.threads += [
+                HaproxySampler(h, stats, history, self.stop, interval) for h in watched if h.has("haproxy")
+            ]
+        self.threads += [
+            VipSampler(h, backend, history, self.stop, vip_interval) for h in watched if h.has("keepalived")
+        ]
 
     def start(self) -> None:
         """Start sampling."""

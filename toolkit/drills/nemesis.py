@@ -28,8 +28,9 @@ class Nemesis:
         self.topology = backend.topology
 
     def _record(self, f: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        op = self.history.invoke(PROCESS, f, region=self.fault.region, host=self.fault.host or "",
-                                 address="", value=self.fault.to_json())
+        op = self.history.invoke(
+            PROCESS, f, region=self.fault.region, host=self.fault.host or "", address="", value=self.fault.to_json()
+        )
         try:
             value = action()
         except Exception as exc:
@@ -96,8 +97,11 @@ class Nemesis:
         if f.kind == "region-loss":
             assert f.region
             steps = b.start_hosts(list(self.topology.region(f.region).hosts), self.echo)
-            return {"started": [h.name for h in self.topology.region(f.region).hosts], "steps": steps,
-                    "rejoin": steps.get("rejoin", {})}
+            return {
+                "started": [h.name for h in self.topology.region(f.region).hosts],
+                "steps": steps,
+                "rejoin": steps.get("rejoin", {}),
+            }
         if f.kind == "keystone-loss":
             assert f.region
             hosts = self.topology.region(f.region).with_role("keystone")

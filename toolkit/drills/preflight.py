@@ -29,8 +29,10 @@ def galera_problems(topology: Topology, secrets: Any) -> list[str]:
         if not r.answered:
             out.append(f"{r.host}: Galera does not answer ({r.error_class}: {r.error})")
         elif not r.synced or r.cluster_size != expected:
-            out.append(f"{r.host}: {r.cluster_status}/{r.local_state}/size={r.cluster_size}, "
-                       f"want Primary/Synced/size={expected}")
+            out.append(
+                f"{r.host}: {r.cluster_status}/{r.local_state}/size={r.cluster_size}, "
+                f"want Primary/Synced/size={expected}"
+            )
     return out
 
 
@@ -77,14 +79,18 @@ def problems(topology: Topology, secrets: Any, backend: Backend) -> list[str]:
     when they pass, so polling for health does not load a site that is still healing.
     """
     with ThreadPoolExecutor(max_workers=3) as pool:
-        parts = [pool.submit(galera_problems, topology, secrets), pool.submit(haproxy_problems, topology, secrets),
-                 pool.submit(keystone_problems, topology)]
+        parts = [
+            pool.submit(galera_problems, topology, secrets),
+            pool.submit(haproxy_problems, topology, secrets),
+            pool.submit(keystone_problems, topology),
+        ]
         found = [p for part in parts for p in part.result()]
     return found or backend.problems()
 
 
-def wait_healthy(topology: Topology, secrets: Any, backend: Backend, timeout: float,
-                 stop: Callable[[], bool] = lambda: False) -> tuple[float | None, list[str]]:
+def wait_healthy(
+    topology: Topology, secrets: Any, backend: Backend, timeout: float, stop: Callable[[], bool] = lambda: False
+) -> tuple[float | None, list[str]]:
     """Poll until healthy: (seconds it took, []) or (None, the last problems) after `timeout`."""
     started = time.monotonic()
     while True:

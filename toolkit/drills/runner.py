@@ -107,7 +107,8 @@ def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> 
         "bounds": bounds.to_json(),
         "timing": {"duration": timing.duration, "fault_at": timing.fault_at, "heal_after": timing.heal_after},
         "topology": {
-            "name": topology.name, "path": str(topology.source),
+            "name": topology.name,
+            "path": str(topology.source),
             "regions": [r.name for r in topology.regions],
             "galera_nodes": {h.name: h.region for h in topology.galera_nodes},
             "expected_size": len(topology.voters),
@@ -118,8 +119,16 @@ def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> 
     }
 
 
-def run(topology: Topology, secrets: Any, backend: Backend, fault: Fault, timing: Timing, report_dir: Path,
-        echo: Echo, settings: Settings | None = None) -> checker.DrillResult:
+def run(
+    topology: Topology,
+    secrets: Any,
+    backend: Backend,
+    fault: Fault,
+    timing: Timing,
+    report_dir: Path,
+    echo: Echo,
+    settings: Settings | None = None,
+) -> checker.DrillResult:
     """Run the drill; write DIR/history.jsonl, report.json, report.html; return the checked result."""
     interrupts = Interrupts(echo)
     with interrupts.installed():
@@ -140,15 +149,35 @@ def run(topology: Topology, secrets: Any, backend: Backend, fault: Fault, timing
         history_path = report_dir / "history.jsonl"
         with history_path.open("w", encoding="utf-8") as sink:
             history = History(sink)
-            ops = _drill(topology, secrets, backend, fault, timing, history, interrupts, workloads_plan, echo,
-                         settings or Settings())
+            ops = _drill(
+                topology,
+                secrets,
+                backend,
+                fault,
+                timing,
+                history,
+                interrupts,
+                workloads_plan,
+                echo,
+                settings or Settings(),
+            )
     result = checker.check(ops)
     report.write(report_dir, result)
     return result
 
 
-def _drill(topology: Topology, secrets: Any, backend: Backend, fault: Fault, timing: Timing, history: History,
-           interrupts: Interrupts, drill_plan: dict[str, Any], echo: Echo, settings: Settings) -> list[Any]:
+def _drill(
+    topology: Topology,
+    secrets: Any,
+    backend: Backend,
+    fault: Fault,
+    timing: Timing,
+    history: History,
+    interrupts: Interrupts,
+    drill_plan: dict[str, Any],
+    echo: Echo,
+    settings: Settings,
+) -> list[Any]:
     def say(message: str) -> None:
         echo(f"[{history.elapsed():6.1f}s] {message}")
 
@@ -156,8 +185,9 @@ def _drill(topology: Topology, secrets: Any, backend: Backend, fault: Fault, tim
     history.complete(op, "ok", drill_plan)
     workloads = Workloads(topology, secrets, history, settings)
     workloads.prepare()
-    monitors = Monitors(topology, backend, secrets, history, fault.regions,
-                        vip_interval=0.2 if fault.kind == "proxy-loss" else 1.0)
+    monitors = Monitors(
+        topology, backend, secrets, history, fault.regions, vip_interval=0.2 if fault.kind == "proxy-loss" else 1.0
+    )
     monitors.start()
     workloads.start()
     try:
@@ -169,8 +199,16 @@ def _drill(topology: Topology, secrets: Any, backend: Backend, fault: Fault, tim
     return list(history.ops)
 
 
-def _timeline(topology: Topology, secrets: Any, backend: Backend, fault: Fault, timing: Timing, history: History,
-              interrupts: Interrupts, say: Echo) -> None:
+def _timeline(
+    topology: Topology,
+    secrets: Any,
+    backend: Backend,
+    fault: Fault,
+    timing: Timing,
+    history: History,
+    interrupts: Interrupts,
+    say: Echo,
+) -> None:
     """Wait, inject, wait, heal (always), then wait until healthy and let the workloads run on."""
     t0 = history.elapsed()
     say(f"workloads running; {fault.describe()} at t={t0 + timing.fault_at:.0f}s for {timing.heal_after:g}s")
@@ -200,8 +238,9 @@ def _timeline(topology: Topology, secrets: Any, backend: Backend, fault: Fault, 
     if not injected:
         return
     op = history.invoke("drill", "healthy", region=None, host="", address="")
-    seconds, problems = preflight.wait_healthy(topology, secrets, backend, timing.healthy_timeout,
-                                               stop=interrupts.is_set)
+    seconds, problems = preflight.wait_healthy(
+        topology, secrets, backend, timing.healthy_timeout, stop=interrupts.is_set
+    )
     if seconds is None:
         history.complete(op, "fail", {"problems": problems}, error="not-healthy", message="; ".join(problems))
         say(f"not healthy {timing.healthy_timeout:g}s after the heal: {'; '.join(problems[:3])}")

@@ -88,8 +88,9 @@ class Sent(Exception):
     """The request went out and then the connection failed: the outcome is unknown."""
 
 
-def _http(endpoint: Endpoint, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str],
-          timeout: float) -> tuple[int, dict[str, str], bytes]:
+def _http(
+    endpoint: Endpoint, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str], timeout: float
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(endpoint.address, endpoint.port, timeout=CONNECT_TIMEOUT)
     try:
         conn.connect()  # errors here: nothing was sent
@@ -157,10 +158,15 @@ class Credentials:
 
     def body(self) -> dict[str, Any]:
         """The POST /v3/auth/tokens body for a project-scoped password token."""
-        return {"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": self.user, "domain": {"id": self.domain}, "password": self.password}}},
-            "scope": {"project": {"name": self.project, "domain": {"id": self.domain}}}}}
+        return {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": self.user, "domain": {"id": self.domain}, "password": self.password}},
+                },
+                "scope": {"project": {"name": self.project, "domain": {"id": self.domain}}},
+            }
+        }
 
 
 class _Loop(threading.Thread):
@@ -186,8 +192,16 @@ class _Loop(threading.Thread):
 class Issuer(_Loop):
     """Issues tokens through one region's endpoint."""
 
-    def __init__(self, endpoint: Endpoint, credentials: Credentials, tokens: Tokens, history: History,
-                 stop: threading.Event, timeout: float, interval: float) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        tokens: Tokens,
+        history: History,
+        stop: threading.Event,
+        timeout: float,
+        interval: float,
+    ) -> None:
         super().__init__(f"ks-issue-{endpoint.region}", stop, interval)
         self.endpoint, self.credentials, self.tokens, self.history = endpoint, credentials, tokens, history
         self.timeout = timeout
@@ -197,8 +211,9 @@ class Issuer(_Loop):
         e = self.endpoint
         op = self.history.invoke(self.name, "issue", region=e.region, host=e.name, address=e.where)
         try:
-            status, headers, payload = _http(e, "POST", "/v3/auth/tokens?nocatalog", self.credentials.body(), {},
-                                             self.timeout)
+            status, headers, payload = _http(
+                e, "POST", "/v3/auth/tokens?nocatalog", self.credentials.body(), {}, self.timeout
+            )
         except Exception as exc:
             type_, error, message = _error(exc)
             self.history.complete(op, type_, error=error, message=message)
@@ -215,8 +230,15 @@ class Issuer(_Loop):
 class Validator(_Loop):
     """Validates the latest token of every issuer, in turn, through one region's endpoint."""
 
-    def __init__(self, endpoint: Endpoint, tokens: Tokens, history: History, stop: threading.Event,
-                 timeout: float, interval: float) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        tokens: Tokens,
+        history: History,
+        stop: threading.Event,
+        timeout: float,
+        interval: float,
+    ) -> None:
         super().__init__(f"ks-validate-{endpoint.region}", stop, interval)
         self.endpoint, self.tokens, self.history, self.timeout = endpoint, tokens, history, timeout
         self.turn = 0
@@ -231,11 +253,23 @@ class Validator(_Loop):
         token = self.tokens.get(issuer)
         assert token is not None
         e = self.endpoint
-        op = self.history.invoke(self.name, "validate", region=e.region, host=e.name, address=e.where,
-                                 value={"token": token_id(token), "issuer": issuer})
+        op = self.history.invoke(
+            self.name,
+            "validate",
+            region=e.region,
+            host=e.name,
+            address=e.where,
+            value={"token": token_id(token), "issuer": issuer},
+        )
         try:
-            status, _, payload = _http(e, "GET", "/v3/auth/tokens?nocatalog", None,
-                                       {"X-Auth-Token": token, "X-Subject-Token": token}, self.timeout)
+            status, _, payload = _http(
+                e,
+                "GET",
+                "/v3/auth/tokens?nocatalog",
+                None,
+                {"X-Auth-Token": token, "X-Subject-Token": token},
+                self.timeout,
+            )
         except Exception as exc:
             type_, error, message = _error(exc)
             self.history.complete(op, type_, error=error, message=message)
@@ -256,8 +290,16 @@ def _snippet(payload: bytes) -> str:
 class DirtyReader(_Loop):
     """Reads the verify counters (of `schema`) through a region's read port (dirty reads allowed)."""
 
-    def __init__(self, endpoint: Endpoint, password: str, history: History, stop: threading.Event,
-                 timeout: float, interval: float, schema: str = DRILL_SCHEMA) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        password: str,
+        history: History,
+        stop: threading.Event,
+        timeout: float,
+        interval: float,
+        schema: str = DRILL_SCHEMA,
+    ) -> None:
         super().__init__(f"dirty-{endpoint.region}", stop, interval)
         self.endpoint, self.password, self.history, self.timeout = endpoint, password, history, timeout
         self.schema = schema
@@ -269,9 +311,13 @@ class DirtyReader(_Loop):
         op = self.history.invoke(self.name, "dirty-read", region=e.region, host=e.name, address=e.where)
         try:
             if self.conn is None:
-                self.conn = db.connect(db.Endpoint(e.address, e.port, verify.VERIFY_USER, self.password),
-                                       connect_timeout=CONNECT_TIMEOUT, read_timeout=self.timeout,
-                                       write_timeout=self.timeout, dirty_reads=True)
+                self.conn = db.connect(
+                    db.Endpoint(e.address, e.port, verify.VERIFY_USER, self.password),
+                    connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=self.timeout,
+                    write_timeout=self.timeout,
+                    dirty_reads=True,
+                )
             values = verify.read_counters(self.conn, schema=self.schema)
         except Exception as exc:
             self.history.complete(op, "fail", error=classify(exc), message=one_line(exc))
@@ -326,35 +372,54 @@ class Workloads:
         self.stop = threading.Event()
         self.abort = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.options = verify.Options(duration=None, timeout=settings.timeout, interval=settings.verify_interval,
-                                      settle=settings.settle, schema=DRILL_SCHEMA)
+        self.options = verify.Options(
+            duration=None,
+            timeout=settings.timeout,
+            interval=settings.verify_interval,
+            settle=settings.settle,
+            schema=DRILL_SCHEMA,
+        )
 
     def prepare(self) -> None:
         """Create the verify schema and user (as `kgt check verify` does)."""
-        verify.setup(self.topology, self.targets, self.admin_password, self.verify_password, self.settings.timeout,
-                     schema=self.options.schema)
+        verify.setup(
+            self.topology,
+            self.targets,
+            self.admin_password,
+            self.verify_password,
+            self.settings.timeout,
+            schema=self.options.schema,
+        )
 
     def start(self) -> None:
         """Setup measurements, then every worker."""
         t = self.topology
         verify.measure_rtt(self.history, [h for r in t.regions for h in r.galera_nodes[:1]], 3)
-        verify.initial_read(self.history, self.targets, self.verify_password, self.settings.timeout,
-                            schema=self.options.schema)
+        verify.initial_read(
+            self.history, self.targets, self.verify_password, self.settings.timeout, schema=self.options.schema
+        )
         acked = verify.Acked()
         s = self.settings
-        self.threads = [verify.Worker(target, self.verify_password, self.history, acked, self.options, self.stop)
-                        for target in self.targets]
+        self.threads = [
+            verify.Worker(target, self.verify_password, self.history, acked, self.options, self.stop)
+            for target in self.targets
+        ]
         if self.keystone_password is not None:
             tokens = Tokens()
             credentials = Credentials("admin", self.keystone_password)
             for e in keystone_endpoints(t):
-                self.threads.append(Issuer(e, credentials, tokens, self.history, self.stop, s.keystone_timeout,
-                                           s.issue_interval))
-                self.threads.append(Validator(e, tokens, self.history, self.stop, s.keystone_timeout,
-                                              s.validate_interval))
+                self.threads.append(
+                    Issuer(e, credentials, tokens, self.history, self.stop, s.keystone_timeout, s.issue_interval)
+                )
+                self.threads.append(
+                    Validator(e, tokens, self.history, self.stop, s.keystone_timeout, s.validate_interval)
+                )
         for e in read_endpoints(t):
-            self.threads.append(DirtyReader(e, self.verify_password, self.history, self.stop, s.timeout,
-                                            s.read_interval, self.options.schema))
+            self.threads.append(
+                DirtyReader(
+                    e, self.verify_password, self.history, self.stop, s.timeout, s.read_interval, self.options.schema
+                )
+            )
         for thread in self.threads:
             thread.start()
 

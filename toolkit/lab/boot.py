@@ -61,8 +61,6 @@ def _wait(what: str, step: str, h: LabHost, service: str, check: Callable[[], ob
         ) from exc
 
 
-
-
 def _holds(h: LabHost, address: str) -> bool:
     return address in services.held_vips(h)
 

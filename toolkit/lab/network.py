@@ -88,7 +88,6 @@ class WanSpec:
         where = " ↔ ".join(self.between) if self.between else "all region pairs"
         return f"rtt {self.rtt * 1000:g}ms, loss {self.loss_pct:g}% between {where}"
 
-
     def to_json(self) -> dict[str, object]:
         """{"rtt", "loss_pct", "between"}."""
         return {"rtt": self.rtt, "loss_pct": self.loss_pct, "between": list(self.between) if self.between else None}
@@ -99,13 +98,19 @@ class WanSpec:
         between = data.get("between")
         pair = (str(between[0]), str(between[1])) if isinstance(between, list) and len(between) == 2 else None
         rtt, loss = data.get("rtt"), data.get("loss_pct")
-        return cls(rtt=float(rtt) if isinstance(rtt, (int, float)) else 0.0,
-                   loss_pct=float(loss) if isinstance(loss, (int, float)) else 0.0, between=pair)
+        return cls(
+            rtt=float(rtt) if isinstance(rtt, (int, float)) else 0.0,
+            loss_pct=float(loss) if isinstance(loss, (int, float)) else 0.0,
+            between=pair,
+        )
 
     def rule(self) -> dict[str, object]:
         """The WAN router's rule for this condition."""
-        return {"between": list(self.between) if self.between else None, "delay_ms": self.rtt * 1000 / 2,
-                "loss_pct": self.loss_pct}
+        return {
+            "between": list(self.between) if self.between else None,
+            "delay_ms": self.rtt * 1000 / 2,
+            "loss_pct": self.loss_pct,
+        }
 
 
 def setting() -> WanSpec | None:
@@ -138,8 +143,11 @@ def apply_wan(topology: Topology, spec: WanSpec, *, as_setting: bool = False) ->
             topology.region(name)  # KeyError for an unknown region, reported by the caller
     if as_setting:
         text = json.dumps(spec.to_json())
-        result = router().run(f"mkdir -p /run/kgt && cat > {WAN_SETTING}.tmp && mv {WAN_SETTING}.tmp {WAN_SETTING}",
-                              input=text, timeout=15)
+        result = router().run(
+            f"mkdir -p /run/kgt && cat > {WAN_SETTING}.tmp && mv {WAN_SETTING}.tmp {WAN_SETTING}",
+            input=text,
+            timeout=15,
+        )
         if not result.ok:
             raise LabError(f"cannot record the WAN setting: {result.stderr.strip()}")
     if netem_available():

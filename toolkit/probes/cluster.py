@@ -80,9 +80,13 @@ def missing_text(verdict: Any) -> str:
     for region in verdict.regions:
         nodes = [v for v in missing_hosts(verdict) if v.result.region == region.name]
         if nodes:
-            parts.append(f"{region.name}: " + ", ".join(
-                f"{v.result.host} {v.state}" + (f" ({v.result.error_class})" if v.result.error_class else "")
-                for v in nodes))
+            parts.append(
+                f"{region.name}: "
+                + ", ".join(
+                    f"{v.result.host} {v.state}" + (f" ({v.result.error_class})" if v.result.error_class else "")
+                    for v in nodes
+                )
+            )
     return "; ".join(parts)
 
 
@@ -97,8 +101,9 @@ class Cluster(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is u
         """The verdict as findings, the missing voters as the judged number, perfdata."""
         from toolkit.check import nodes, quorum
 
-        results = nodes.probe_all(self.topology.galera_nodes, self.user, self.password,
-                                  timeout=self.deadline.budget() * 0.9)
+        results = nodes.probe_all(
+            self.topology.galera_nodes, self.user, self.password, timeout=self.deadline.budget() * 0.9
+        )
         verdict = self.verdict = quorum.evaluate(self.topology, results)
         code = int(verdict.state)
         out: list[nagiosplugin.Metric] = []
@@ -113,22 +118,26 @@ class Cluster(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is u
         out.append(nagiosplugin.Metric("missing", missing_voters(verdict), min=0, max=total, context="missing"))
         for region in self.topology.regions:
             lost = sum(1 for v in missing_hosts(verdict) if v.result.region == region.name)
-            out.append(nagiosplugin.Metric(f"missing_{region.name}", lost, min=0, max=len(region.galera_nodes),
-                                           context="perf"))
+            out.append(
+                nagiosplugin.Metric(f"missing_{region.name}", lost, min=0, max=len(region.galera_nodes), context="perf")
+            )
         m = verdict.metrics
         out += [
-            nagiosplugin.Metric("primary_weight", int(m["primary_weight"]), min=0, max=int(m["total_weight"]),
-                                context="perf"),
-            nagiosplugin.Metric("nodes_synced", int(m["nodes_synced"]), min=0, max=int(m["nodes_expected"]),
-                                context="perf"),
-            nagiosplugin.Metric("regions_primary", int(m["regions_primary"]), min=0, max=int(m["regions_total"]),
-                                context="perf"),
+            nagiosplugin.Metric(
+                "primary_weight", int(m["primary_weight"]), min=0, max=int(m["total_weight"]), context="perf"
+            ),
+            nagiosplugin.Metric(
+                "nodes_synced", int(m["nodes_synced"]), min=0, max=int(m["nodes_expected"]), context="perf"
+            ),
+            nagiosplugin.Metric(
+                "regions_primary", int(m["regions_primary"]), min=0, max=int(m["regions_total"]), context="perf"
+            ),
             nagiosplugin.Metric("components", int(m["components"]), min=0, context="perf"),
-            nagiosplugin.Metric("flow_control_paused_max", round(float(m["flow_control_paused_max"]), 6), min=0,
-                                max=1, context="perf"),
+            nagiosplugin.Metric(
+                "flow_control_paused_max", round(float(m["flow_control_paused_max"]), 6), min=0, max=1, context="perf"
+            ),
             nagiosplugin.Metric("recv_queue_max", int(m["recv_queue_max"]), min=0, context="perf"),
-            nagiosplugin.Metric("repl_latency_max", round(float(m["repl_latency_max"]), 6), "s", min=0,
-                                context="perf"),
+            nagiosplugin.Metric("repl_latency_max", round(float(m["repl_latency_max"]), 6), "s", min=0, context="perf"),
         ]
         return out
 
@@ -148,8 +157,17 @@ class _Missing(model.Scalar):
         return nagiosplugin.Result(Ok, text, metric)
 
 
-def main(*, topology: Path, secrets_path: Path | None, user: str, password_file: Path | None,
-         warning: str | None, critical: str | None, timeout: float, verbose: int) -> int:
+def main(
+    *,
+    topology: Path,
+    secrets_path: Path | None,
+    user: str,
+    password_file: Path | None,
+    warning: str | None,
+    critical: str | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
@@ -164,11 +182,19 @@ def main(*, topology: Path, secrets_path: Path | None, user: str, password_file:
             missing = results["missing"].metric.value
             if missing and verdict.components:
                 main = verdict.components[0]
-                return (f"Primary {', '.join(main.regions)} weight {verdict.primary_weight}/{verdict.total_weight}; "
-                        f"{results['missing']}")
+                return (
+                    f"Primary {', '.join(main.regions)} weight {verdict.primary_weight}/{verdict.total_weight}; "
+                    f"{results['missing']}"
+                )
             return str(verdict.summary)
 
-        return nagiosplugin.Check(resource, _Missing(resource, warning, critical), nagiosplugin.ScalarContext("perf"),
-                                  model.Rule("finding"), model.Summary(ok_text), name=NAME)
+        return nagiosplugin.Check(
+            resource,
+            _Missing(resource, warning, critical),
+            nagiosplugin.ScalarContext("perf"),
+            model.Rule("finding"),
+            model.Summary(ok_text),
+            name=NAME,
+        )
 
     return execute(NAME, make, timeout=timeout, verbose=verbose)

@@ -77,12 +77,20 @@ def thresholds(what: str, warning: str | None = None, critical: str | None = Non
     """-w/--warning and -c/--critical as Nagios ranges judging `what`."""
 
     def decorate(func: F) -> F:
-        func = click.option("-c", "--critical", callback=_range, default=critical,
-                            help=f"Nagios range for {what}: CRITICAL outside it"
-                                 + (f" [default: {critical}]" if critical else ""))(func)
-        return click.option("-w", "--warning", callback=_range, default=warning,
-                            help=f"Nagios range for {what}: WARNING outside it"
-                                 + (f" [default: {warning}]" if warning else ""))(func)
+        func = click.option(
+            "-c",
+            "--critical",
+            callback=_range,
+            default=critical,
+            help=f"Nagios range for {what}: CRITICAL outside it" + (f" [default: {critical}]" if critical else ""),
+        )(func)
+        return click.option(
+            "-w",
+            "--warning",
+            callback=_range,
+            default=warning,
+            help=f"Nagios range for {what}: WARNING outside it" + (f" [default: {warning}]" if warning else ""),
+        )(func)
 
     return decorate
 
@@ -90,8 +98,14 @@ def thresholds(what: str, warning: str | None = None, critical: str | None = Non
 def common(func: F) -> F:
     """-t/--timeout and -v/--verbose, which every probe has."""
     func = click.option("-v", "--verbose", count=True, help="one more line per result")(func)
-    return click.option("-t", "--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-                        help="seconds until the probe gives up (UNKNOWN)")(func)
+    return click.option(
+        "-t",
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help="seconds until the probe gives up (UNKNOWN)",
+    )(func)
 
 
 def topology_options(required: bool = False, secrets: bool = True) -> Callable[[F], F]:
@@ -99,18 +113,33 @@ def topology_options(required: bool = False, secrets: bool = True) -> Callable[[
 
     def decorate(func: F) -> F:
         if not secrets:
-            return click.option("--topology", type=click.Path(dir_okay=False, path_type=Path), required=required,
-                                help="topology file: what the site should look like")(func)
-        func = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-                            help="secrets file (default: the one the topology names)")(func)
-        return click.option("--topology", type=click.Path(dir_okay=False, path_type=Path), required=required,
-                            help="topology file: what the site should look like")(func)
+            return click.option(
+                "--topology",
+                type=click.Path(dir_okay=False, path_type=Path),
+                required=required,
+                help="topology file: what the site should look like",
+            )(func)
+        func = click.option(
+            "--secrets",
+            "secrets_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="secrets file (default: the one the topology names)",
+        )(func)
+        return click.option(
+            "--topology",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=required,
+            help="topology file: what the site should look like",
+        )(func)
 
     return decorate
 
 
-password_file = click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
-                             help="file whose first line is the password (instead of the secrets file)")
+password_file = click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file whose first line is the password (instead of the secrets file)",
+)
 
 
 @click.group(cls=ProbeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,8 +184,12 @@ def cluster(ctx: click.Context, /, **opts: Any) -> None:
 @click.option("--url", help="stats URL, e.g. http://10.213.1.21:8404/stats")
 @click.option("-H", "--host", help="stats listener address (default: the proxy's, with --proxy)")
 @click.option("-P", "--port", type=click.IntRange(1, 65535), help="stats port [default: topology's or 8404]")
-@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="read `show stat` from the admin socket instead of HTTP")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="read `show stat` from the admin socket instead of HTTP",
+)
 @click.option("--proxy", help="proxy name in the topology (maps servers to regions)")
 @topology_options()
 @click.option("--user", default="kgt", show_default=True)
@@ -175,10 +208,19 @@ def haproxy(ctx: click.Context, /, **opts: Any) -> None:
 @topology_options(required=True, secrets=False)
 @click.option("--host", "host_name", help="this proxy's name in the topology [default: hostname]")
 @click.option("--all", "all_hosts", is_flag=True, help="judge every VIP of the site from --observe")
-@click.option("--observe", multiple=True, callback=_pairs, metavar="HOST=IP[,IP…]",
-              help="with --all: the addresses HOST holds (repeatable; HOST= for none)")
-@click.option("--addr-json", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
-              help="read `ip -j addr` output from a file (tests)")
+@click.option(
+    "--observe",
+    multiple=True,
+    callback=_pairs,
+    metavar="HOST=IP[,IP…]",
+    help="with --all: the addresses HOST holds (repeatable; HOST= for none)",
+)
+@click.option(
+    "--addr-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    hidden=True,
+    help="read `ip -j addr` output from a file (tests)",
+)
 @common
 @click.pass_context
 def vip(ctx: click.Context, /, **opts: Any) -> None:
@@ -190,8 +232,14 @@ def vip(ctx: click.Context, /, **opts: Any) -> None:
 
 @probe.command("keystone")
 @topology_options()
-@click.option("--endpoint", "endpoints", multiple=True, callback=_pairs, metavar="REGION=URL",
-              help="Keystone v3 URL of a region (repeatable; default: first VIP of each region)")
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    callback=_pairs,
+    metavar="REGION=URL",
+    help="Keystone v3 URL of a region (repeatable; default: first VIP of each region)",
+)
 @click.option("--issue-region", help="region whose endpoint issues the token [default: the first]")
 @click.option("--user", default="admin", show_default=True)
 @click.option("--project", default="admin", show_default=True)
@@ -209,8 +257,14 @@ def keystone(ctx: click.Context, /, **opts: Any) -> None:
 
 @probe.command("dns")
 @topology_options(secrets=False)
-@click.option("--expect", "expected", multiple=True, callback=_pairs, metavar="FQDN=IP[,IP…]",
-              help="a name and its addresses, instead of (or besides) the topology's")
+@click.option(
+    "--expect",
+    "expected",
+    multiple=True,
+    callback=_pairs,
+    metavar="FQDN=IP[,IP…]",
+    help="a name and its addresses, instead of (or besides) the topology's",
+)
 @click.option("--server", help="DNS server address [default: the system resolver]")
 @click.option("-p", "--port", type=click.IntRange(1, 65535), default=53, show_default=True)
 @thresholds("the slowest resolve time in seconds")
@@ -225,8 +279,13 @@ def dns(ctx: click.Context, /, **opts: Any) -> None:
 
 @probe.command("nagios-config")
 @click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--kgt", "kgt_path", default="/usr/local/bin/kgt", show_default=True,
-              help="the kgt command on the monitoring host and the proxies")
+@click.option(
+    "--kgt",
+    "kgt_path",
+    default="/usr/local/bin/kgt",
+    show_default=True,
+    help="the kgt command on the monitoring host and the proxies",
+)
 @click.option("--topology-path", help="where the topology lives on those hosts [default: TOPOLOGY, absolute]")
 @click.option("--no-hosts", is_flag=True, help="omit host definitions (you already have them)")
 @click.pass_context

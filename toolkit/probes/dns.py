@@ -60,15 +60,21 @@ class Names(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
         for name, want in self.expected.items():
             started = time.monotonic()
             try:
-                answer = resolver.resolve(name, "A", lifetime=self.deadline.budget(),  # type: ignore[attr-defined]
-                                          raise_on_no_answer=False, search=False)
+                answer = resolver.resolve(  # type: ignore[attr-defined]
+                    name,
+                    "A",
+                    lifetime=self.deadline.budget(),
+                    raise_on_no_answer=False,
+                    search=False,
+                )
                 got = {r.address for r in answer} if answer.rrset is not None else set()
                 problem = "" if got else "no A record"
             except dns.resolver.NXDOMAIN:
                 got, problem = set(), "does not exist (NXDOMAIN)"
             except dns.exception.Timeout:
-                out.append(model.finding("server", Critical,
-                                         f"{where} did not answer for {name} within the time budget"))
+                out.append(
+                    model.finding("server", Critical, f"{where} did not answer for {name} within the time budget")
+                )
                 break
             except dns.resolver.NoNameservers as exc:
                 out.append(model.finding("server", Critical, f"{where} failed for {name}: {_short(exc)}"))
@@ -122,8 +128,17 @@ def expected_names(topology_path: Path | None, extra: dict[str, str]) -> dict[st
     return out
 
 
-def main(*, topology: Path | None, expected: dict[str, str], server: str | None,
-         port: int, warning: str | None, critical: str | None, timeout: float, verbose: int) -> int:
+def main(
+    *,
+    topology: Path | None,
+    expected: dict[str, str],
+    server: str | None,
+    port: int,
+    warning: str | None,
+    critical: str | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:

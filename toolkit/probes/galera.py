@@ -85,13 +85,13 @@ class Node(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unty
         except Exception as exc:
             code = db.error_code(exc)
             if code == db.ER_ACCESS_DENIED:
-                raise ProbeUnknown(f"{self.label}: credentials of {self.user} rejected (check the password)") \
-                    from None
+                raise ProbeUnknown(f"{self.label}: credentials of {self.user} rejected (check the password)") from None
             if code is not None and code < 2000:
                 raise ProbeUnknown(f"{self.label}: server refused the probe: {_first_line(exc)} ({code})") from None
             if exc.__class__.__module__.startswith("pymysql") or isinstance(exc, OSError):
-                where = f"{self.host}:{self.port}" if self.label == self.host else \
-                    f"{self.label} ({self.host}:{self.port})"
+                where = (
+                    f"{self.host}:{self.port}" if self.label == self.host else f"{self.label} ({self.host}:{self.port})"
+                )
                 raise _Unreachable(f"{where} {db.classify(exc)}: {_first_line(exc)}") from None
             raise
 
@@ -125,18 +125,24 @@ def metrics(label: str, status: dict[str, str]) -> list[nagiosplugin.Metric]:
         return [model.finding("wsrep", Critical, f"{label}: wsrep is off (not a Galera node)")]
     state_no = state.local_state or 0
     # Without a comment, only the states a node moves through (1 to 4) have a name here.
-    comment = state.local_state_comment or (STATE_NAMES[state_no] if JOINING <= state_no <= SYNCED
-                                            else f"state {state_no}")
+    comment = state.local_state_comment or (
+        STATE_NAMES[state_no] if JOINING <= state_no <= SYNCED else f"state {state_no}"
+    )
     out = [
         nagiosplugin.Metric("primary", state.cluster_status, context="primary"),
         nagiosplugin.Metric("local_state", (state_no, comment), context="local_state"),
-        model.finding("ready", Ok if state.ready else Critical,
-                      "ready" if state.ready else f"{label} not ready (wsrep_ready=OFF)"),
-        model.finding("connected", Ok if state.connected else Critical,
-                      "connected" if state.connected else f"{label} not connected (wsrep_connected=OFF)"),
+        model.finding(
+            "ready", Ok if state.ready else Critical, "ready" if state.ready else f"{label} not ready (wsrep_ready=OFF)"
+        ),
+        model.finding(
+            "connected",
+            Ok if state.connected else Critical,
+            "connected" if state.connected else f"{label} not connected (wsrep_connected=OFF)",
+        ),
         nagiosplugin.Metric("cluster_size", state.cluster_size or 0, min=0, context="cluster_size"),
-        nagiosplugin.Metric("flow_control_paused", _or_zero(state.flow_control_paused), min=0, max=1,
-                            context="flow_control_paused"),
+        nagiosplugin.Metric(
+            "flow_control_paused", _or_zero(state.flow_control_paused), min=0, max=1, context="flow_control_paused"
+        ),
         nagiosplugin.Metric("recv_queue", state.recv_queue or 0, min=0, context="perf"),
         nagiosplugin.Metric("send_queue", state.send_queue or 0, min=0, context="perf"),
         nagiosplugin.Metric("repl_latency", _or_zero(state.repl_latency), "s", min=0, context="perf"),
@@ -174,9 +180,19 @@ class _LocalState(model.Rule):
         return nagiosplugin.Performance(metric.name, metric.value[0], "", "", "", 0, 4)
 
 
-def build(*, label: str, host: str, port: int, user: str, password: str, deadline: Deadline,
-          warning: str | None, critical: str | None, fc_warning: str | None,
-          fc_critical: str | None) -> nagiosplugin.Check:
+def build(
+    *,
+    label: str,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    deadline: Deadline,
+    warning: str | None,
+    critical: str | None,
+    fc_warning: str | None,
+    fc_critical: str | None,
+) -> nagiosplugin.Check:
     """The check of one node."""
 
     def ok_text(results: nagiosplugin.Results) -> str:
@@ -197,10 +213,22 @@ def build(*, label: str, host: str, port: int, user: str, password: str, deadlin
     )
 
 
-def main(*, host: str | None, port: int | None, node: str | None, topology: Path | None,
-         secrets_path: Path | None, user: str, password_file: Path | None, warning: str | None,
-         critical: str | None, fc_warning: str | None, fc_critical: str | None, timeout: float,
-         verbose: int) -> int:
+def main(
+    *,
+    host: str | None,
+    port: int | None,
+    node: str | None,
+    topology: Path | None,
+    secrets_path: Path | None,
+    user: str,
+    password_file: Path | None,
+    warning: str | None,
+    critical: str | None,
+    fc_warning: str | None,
+    fc_critical: str | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
@@ -225,8 +253,17 @@ def main(*, host: str | None, port: int | None, node: str | None, topology: Path
         from toolkit.probes import targets as creds
 
         secret = creds.password(password_file, model_, secrets_path, "health_password")
-        return build(label=label or address, host=address, port=mariadb_port or 3306, user=user,
-                     password=secret, deadline=deadline, warning=warn, critical=critical,
-                     fc_warning=fc_warning, fc_critical=fc_critical)
+        return build(
+            label=label or address,
+            host=address,
+            port=mariadb_port or 3306,
+            user=user,
+            password=secret,
+            deadline=deadline,
+            warning=warn,
+            critical=critical,
+            fc_warning=fc_warning,
+            fc_critical=fc_critical,
+        )
 
     return execute(NAME, make, timeout=timeout, verbose=verbose)

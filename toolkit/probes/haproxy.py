@@ -94,9 +94,13 @@ def parse(stats: Any) -> list[Backend]:
     out = []
     for backend in stats.backends:
         servers = tuple(
-            Server(str(s.svname), str(getattr(s, "status", "")), _int(getattr(s, "bck", 0)) == 1,
-                   _int(getattr(s, "scur", 0)),
-                   _int(s.check_duration) if str(getattr(s, "check_duration", "")).isdigit() else None)
+            Server(
+                str(s.svname),
+                str(getattr(s, "status", "")),
+                _int(getattr(s, "bck", 0)) == 1,
+                _int(getattr(s, "scur", 0)),
+                _int(s.check_duration) if str(getattr(s, "check_duration", "")).isdigit() else None,
+            )
             for s in backend.listeners
         )
         out.append(Backend(str(backend.pxname), _int(getattr(backend, "scur", 0)), servers))
@@ -168,8 +172,9 @@ def _checked(text: str, where: str) -> str:
 class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """One HAProxy's stats: backends, servers up, who serves each region's traffic."""
 
-    def __init__(self, label: str, read: Any, region: str | None, region_of: dict[str, str],
-                 expected: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, label: str, read: Any, region: str | None, region_of: dict[str, str], expected: tuple[str, ...] | None
+    ) -> None:
         self.label, self.read, self.region = label, read, region
         self.region_of, self.expected = region_of, expected
 
@@ -184,8 +189,13 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
         for name in names:
             backend = backends.get(name)
             if backend is None:
-                out.append(model.finding(f"{name}_missing", Critical,
-                                         f"{name}: missing from the stats of {self.label} (the topology expects it)"))
+                out.append(
+                    model.finding(
+                        f"{name}_missing",
+                        Critical,
+                        f"{name}: missing from the stats of {self.label} (the topology expects it)",
+                    )
+                )
                 continue
             out += self.backend_metrics(backend)
         if not names:
@@ -215,13 +225,17 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
         names = ", ".join(s.name for s in serving)
         if serving[0].read_only:
             where = f" of {self.region}" if self.region else ""
-            return Critical, (f"{backend.name}{where} read-only: no writer reachable, {serving[0].node} "
-                              f"serves reads only (writes fail)")
+            return Critical, (
+                f"{backend.name}{where} read-only: no writer reachable, {serving[0].node} "
+                f"serves reads only (writes fail)"
+            )
         foreign = [s for s in serving if self.region and self.region_of.get(s.node, self.region) != self.region]
         if foreign:
             other = self.region_of[foreign[0].node]
-            return Warn, (f"{backend.name} of {self.region} served by region {other} "
-                          f"({foreign[0].name}, backup): {self.region}'s servers are down")
+            return Warn, (
+                f"{backend.name} of {self.region} served by region {other} "
+                f"({foreign[0].name}, backup): {self.region}'s servers are down"
+            )
         if self.region is None and any(s.backup for s in serving):
             return Warn, f"{backend.name} served by backup {names} (no --topology: region unknown)"
         return Ok, f"{backend.name} served by {names}"
@@ -232,15 +246,31 @@ class _ServersUp(model.Scalar):
         backend = metric.name.removesuffix("_up")
         for state, bound in ((Critical, self.critical), (Warn, self.warning)):
             if not bound.match(metric.value):
-                text = (f"{backend}: no server up (of {metric.max})" if metric.value == 0
-                        else f"{backend}: {metric.value}/{metric.max} servers up, outside {bound}")
+                text = (
+                    f"{backend}: no server up (of {metric.max})"
+                    if metric.value == 0
+                    else f"{backend}: {metric.value}/{metric.max} servers up, outside {bound}"
+                )
                 return nagiosplugin.Result(state, text, metric)
         return nagiosplugin.Result(Ok, f"{backend}: {metric.value}/{metric.max} up", metric)
 
 
-def main(*, url: str | None, host: str | None, port: int | None, socket_path: Path | None, proxy: str | None,
-         topology: Path | None, secrets_path: Path | None, user: str, password_file: Path | None,
-         warning: str | None, critical: str | None, timeout: float, verbose: int) -> int:
+def main(
+    *,
+    url: str | None,
+    host: str | None,
+    port: int | None,
+    socket_path: Path | None,
+    proxy: str | None,
+    topology: Path | None,
+    secrets_path: Path | None,
+    user: str,
+    password_file: Path | None,
+    warning: str | None,
+    critical: str | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
@@ -262,6 +292,7 @@ def main(*, url: str | None, host: str | None, port: int | None, socket_path: Pa
         elif proxy:
             raise ProbeUnknown("--proxy needs --topology")
         if socket_path is not None:
+
             def read() -> Any:
                 return _socket_stats(socket_path, deadline)
         else:

@@ -39,8 +39,9 @@ NAME = "kgt keystone"
 class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """The Keystone endpoints of every region, asked with one token."""
 
-    def __init__(self, endpoints: dict[str, str], issue_region: str, credentials: dict[str, str],
-                 deadline: Deadline) -> None:
+    def __init__(
+        self, endpoints: dict[str, str], issue_region: str, credentials: dict[str, str], deadline: Deadline
+    ) -> None:
         self.endpoints, self.issue_region = endpoints, issue_region
         self.credentials, self.deadline = credentials, deadline
 
@@ -52,10 +53,14 @@ class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
         from keystoneauth1.identity import v3
 
         issue_url = self.endpoints[self.issue_region]
-        auth = v3.Password(auth_url=issue_url, username=self.credentials["user"],
-                           password=self.credentials["password"], project_name=self.credentials["project"],
-                           user_domain_name=self.credentials["domain"],
-                           project_domain_name=self.credentials["domain"])
+        auth = v3.Password(
+            auth_url=issue_url,
+            username=self.credentials["user"],
+            password=self.credentials["password"],
+            project_name=self.credentials["project"],
+            user_domain_name=self.credentials["domain"],
+            project_domain_name=self.credentials["domain"],
+        )
         direct = requests.Session()
         direct.trust_env = False  # straight to the endpoints: no http_proxy from the environment
         session = ks_session.Session(auth=auth, timeout=self.deadline.budget(), session=direct)
@@ -64,18 +69,26 @@ class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
         try:
             token = session.get_token()
         except ks_exc.Unauthorized:
-            raise ProbeUnknown(f"{region} ({issue_url}) rejected the credentials of "
-                               f"{self.credentials['user']} (check the password)") from None
+            raise ProbeUnknown(
+                f"{region} ({issue_url}) rejected the credentials of {self.credentials['user']} (check the password)"
+            ) from None
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
-            return [model.finding(f"issue_{region}", Critical,
-                                  f"{region}: cannot issue a token, {issue_url} {_failure(exc)}")]
+            return [
+                model.finding(
+                    f"issue_{region}", Critical, f"{region}: cannot issue a token, {issue_url} {_failure(exc)}"
+                )
+            ]
         except ks_exc.ClientException as exc:
-            return [model.finding(f"issue_{region}", Critical,
-                                  f"{region}: cannot issue a token at {issue_url}: {_short(exc)}")]
+            return [
+                model.finding(
+                    f"issue_{region}", Critical, f"{region}: cannot issue a token at {issue_url}: {_short(exc)}"
+                )
+            ]
         if not token:
             return [model.finding(f"issue_{region}", Critical, f"{region}: {issue_url} issued no token")]
-        out = [nagiosplugin.Metric(f"issue_{region}", round(time.monotonic() - started, 6), "s", min=0,
-                                   context="latency")]
+        out = [
+            nagiosplugin.Metric(f"issue_{region}", round(time.monotonic() - started, 6), "s", min=0, context="latency")
+        ]
         for name, url in self.endpoints.items():
             out += self.validate(session, name, url, token)
         return out
@@ -86,20 +99,27 @@ class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
 
         started = time.monotonic()
         try:
-            response = session.get(url.rstrip("/") + "/auth/tokens", authenticated=False, raise_exc=False,
-                                   headers={"X-Auth-Token": token, "X-Subject-Token": token},
-                                   timeout=self.deadline.budget())
+            response = session.get(
+                url.rstrip("/") + "/auth/tokens",
+                authenticated=False,
+                raise_exc=False,
+                headers={"X-Auth-Token": token, "X-Subject-Token": token},
+                timeout=self.deadline.budget(),
+            )
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
             return [model.finding(f"valid_{region}", Critical, f"{region}: {url} {_failure(exc)}")]
-        latency = nagiosplugin.Metric(f"validate_{region}", round(time.monotonic() - started, 6), "s", min=0,
-                                      context="latency")
+        latency = nagiosplugin.Metric(
+            f"validate_{region}", round(time.monotonic() - started, 6), "s", min=0, context="latency"
+        )
         code = response.status_code
         if code == 200:
             verdict = model.finding(f"valid_{region}", Ok, f"{region} validated the token")
         elif code in (401, 404):
-            verdict = model.finding(f"valid_{region}", Critical,
-                                    f"{region} rejected a token issued in {self.issue_region} (HTTP {code}): "
-                                    f"Fernet keys out of sync?")
+            verdict = model.finding(
+                f"valid_{region}",
+                Critical,
+                f"{region} rejected a token issued in {self.issue_region} (HTTP {code}): Fernet keys out of sync?",
+            )
         else:
             verdict = model.finding(f"valid_{region}", Critical, f"{region}: validating answered HTTP {code}")
         return [verdict, latency]
@@ -135,9 +155,21 @@ def endpoints_of(topology: Any, overrides: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def main(*, topology: Path | None, secrets_path: Path | None, endpoints: dict[str, str],
-         issue_region: str | None, user: str, project: str, domain: str, password_file: Path | None,
-         warning: str | None, critical: str | None, timeout: float, verbose: int) -> int:
+def main(
+    *,
+    topology: Path | None,
+    secrets_path: Path | None,
+    endpoints: dict[str, str],
+    issue_region: str | None,
+    user: str,
+    project: str,
+    domain: str,
+    password_file: Path | None,
+    warning: str | None,
+    critical: str | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
@@ -150,12 +182,19 @@ def main(*, topology: Path | None, secrets_path: Path | None, endpoints: dict[st
         issuer = issue_region or next(iter(urls))
         if issuer not in urls:
             raise ProbeUnknown(f"--issue-region {issuer}: no endpoint for it (have: {', '.join(urls)})")
-        credentials = {"user": user, "project": project, "domain": domain,
-                       "password": targets.password(password_file, model_, secrets_path, "keystone_admin_password")}
+        credentials = {
+            "user": user,
+            "project": project,
+            "domain": domain,
+            "password": targets.password(password_file, model_, secrets_path, "keystone_admin_password"),
+        }
 
         def ok_text(results: nagiosplugin.Results) -> str:
-            regions = [r.metric.name.removeprefix("valid_") for r in results
-                       if r.metric is not None and r.metric.name.startswith("valid_")]
+            regions = [
+                r.metric.name.removeprefix("valid_")
+                for r in results
+                if r.metric is not None and r.metric.name.startswith("valid_")
+            ]
             return f"token issued in {issuer} validated in {', '.join(regions)}"
 
         return nagiosplugin.Check(

@@ -45,8 +45,9 @@ def finding(name: str, state: Any, text: str) -> nagiosplugin.Metric:
 class Scalar(nagiosplugin.ScalarContext):  # type: ignore[misc]  # nagiosplugin is untyped
     """A ScalarContext whose violation text names the metric and the range it left."""
 
-    def __init__(self, name: str, warning: str | None = None, critical: str | None = None,
-                 label: str | None = None) -> None:
+    def __init__(
+        self, name: str, warning: str | None = None, critical: str | None = None, label: str | None = None
+    ) -> None:
         super().__init__(name, warning or "", critical or "")
         self.label = label
 
@@ -88,4 +89,3 @@ class Summary(nagiosplugin.Summary):  # type: ignore[misc]  # nagiosplugin is un
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         """Unused: `runtime.render` prints every result with -v."""
         return []
-

@@ -50,23 +50,62 @@ def definitions(topology: Any, kgt: str, topology_path: str, hosts: bool = True)
     out += [_block("command", [("command_name", name), ("command_line", cmd)]) for name, cmd in commands.items()]
     if hosts:
         for name, alive in (("kgt-host", "kgt_host_alive"), ("kgt-site", "kgt_site_alive")):
-            out.append(_block("host", [("name", name), ("use", "generic-host"), ("check_command", alive),
-                                       ("check_period", "24x7"), ("max_check_attempts", "5"),
-                                       ("contact_groups", "admins"), ("register", "0")]))
+            out.append(
+                _block(
+                    "host",
+                    [
+                        ("name", name),
+                        ("use", "generic-host"),
+                        ("check_command", alive),
+                        ("check_period", "24x7"),
+                        ("max_check_attempts", "5"),
+                        ("contact_groups", "admins"),
+                        ("register", "0"),
+                    ],
+                )
+            )
         for region in topology.regions:
-            out.append(_block("hostgroup", [("hostgroup_name", f"kgt-{region.name}"),
-                                            ("alias", f"kgt {topology.name} region {region.name}")]))
+            out.append(
+                _block(
+                    "hostgroup",
+                    [("hostgroup_name", f"kgt-{region.name}"), ("alias", f"kgt {topology.name} region {region.name}")],
+                )
+            )
         for host in topology.hosts:
-            out.append(_block("host", [("use", "kgt-host"), ("host_name", host.name),
-                                       ("alias", f"{host.name} ({', '.join(sorted(host.roles))})"),
-                                       ("address", str(host.address)), ("hostgroups", f"kgt-{host.region}")]))
-        out.append(_block("host", [("use", "kgt-site"), ("host_name", site),
-                                   ("alias", f"kgt site {topology.name} (checks run from the monitoring host)"),
-                                   ("address", "127.0.0.1")]))
+            out.append(
+                _block(
+                    "host",
+                    [
+                        ("use", "kgt-host"),
+                        ("host_name", host.name),
+                        ("alias", f"{host.name} ({', '.join(sorted(host.roles))})"),
+                        ("address", str(host.address)),
+                        ("hostgroups", f"kgt-{host.region}"),
+                    ],
+                )
+            )
+        out.append(
+            _block(
+                "host",
+                [
+                    ("use", "kgt-site"),
+                    ("host_name", site),
+                    ("alias", f"kgt site {topology.name} (checks run from the monitoring host)"),
+                    ("address", "127.0.0.1"),
+                ],
+            )
+        )
 
     def service(host: str, description: str, command: str) -> str:
-        return _block("service", [("use", "generic-service"), ("host_name", host),
-                                  ("service_description", description), ("check_command", command)])
+        return _block(
+            "service",
+            [
+                ("use", "generic-service"),
+                ("host_name", host),
+                ("service_description", description),
+                ("check_command", command),
+            ],
+        )
 
     out += [service(h.name, "galera", "kgt_galera") for h in topology.galera_nodes]
     out += [service(h.name, "haproxy", "kgt_haproxy") for h in topology.with_role("haproxy")]
@@ -78,8 +117,9 @@ def definitions(topology: Any, kgt: str, topology_path: str, hosts: bool = True)
     # Missing voters: WARNING above 0, CRITICAL above a minority (losing Primary is CRITICAL anyway).
     out.append(service(site, "galera cluster", f"kgt_cluster!0!{max(1, (len(topology.voters) - 1) // 2)}"))
     if topology.with_role("keystone"):
-        out += [service(site, f"keystone from {r.name}", f"kgt_keystone!{r.name}!1!5")
-                for r in topology.regions if r.vips]
+        out += [
+            service(site, f"keystone from {r.name}", f"kgt_keystone!{r.name}!1!5") for r in topology.regions if r.vips
+        ]
     return "\n".join(out)
 
 

@@ -137,8 +137,7 @@ def failure_text(exc: BaseException) -> str:
     return f"internal error: {exc.__class__.__name__}: {exc}"
 
 
-def execute(name: str, build: Callable[[Deadline], nagiosplugin.Check], *,
-            timeout: float, verbose: int = 0) -> int:
+def execute(name: str, build: Callable[[Deadline], nagiosplugin.Check], *, timeout: float, verbose: int = 0) -> int:
     """Build and run a check under the deadline, print the result, return the exit code.
 
     Nothing escapes as a traceback: the deadline, a ProbeUnknown, a KgtError or any other

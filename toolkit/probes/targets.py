@@ -44,8 +44,7 @@ def secret(topology: Topology | None, secrets_path: Path | None, name: str) -> s
     return secretstore.read(path)[name]
 
 
-def password(password_file: Path | None, topology: Topology | None, secrets_path: Path | None,
-             name: str) -> str:
+def password(password_file: Path | None, topology: Topology | None, secrets_path: Path | None, name: str) -> str:
     """The password from `--password-file` (first line) or else the secret `name`."""
     if password_file is not None:
         try:

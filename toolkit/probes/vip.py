@@ -64,8 +64,9 @@ def local_addresses(addr_json: Path | None, deadline: Deadline) -> set[str]:
         except OSError as exc:
             raise ProbeUnknown(f"{addr_json}: {exc.strerror}") from None
     try:
-        done = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=deadline.budget(),
-                              check=False)
+        done = subprocess.run(
+            ["ip", "-j", "addr"], capture_output=True, text=True, timeout=deadline.budget(), check=False
+        )
     except FileNotFoundError:
         raise ProbeUnknown("`ip` not found (install iproute2)") from None
     except subprocess.TimeoutExpired:
@@ -91,22 +92,50 @@ class HostVips(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
             here = str(vip.address) in held
             what = f"{vip.name} ({vip.address})"
             if vip.master == me:
-                out.append(model.finding(f"vip_{vip.name}", *(
-                    (Ok, f"holds {what}") if here else
-                    (Warn, f"{me} does not hold {what} although MASTER for it: failed over, "
-                           f"or keepalived/haproxy down here"))))
+                out.append(
+                    model.finding(
+                        f"vip_{vip.name}",
+                        *(
+                            (Ok, f"holds {what}")
+                            if here
+                            else (
+                                Warn,
+                                f"{me} does not hold {what} although MASTER for it: failed over, "
+                                f"or keepalived/haproxy down here",
+                            )
+                        ),
+                    )
+                )
             elif here:
-                out.append(model.finding(f"vip_{vip.name}", Warn,
-                                         f"{me} holds {what} whose MASTER is {vip.master}: is {vip.master} down?"))
+                out.append(
+                    model.finding(
+                        f"vip_{vip.name}",
+                        Warn,
+                        f"{me} holds {what} whose MASTER is {vip.master}: is {vip.master} down?",
+                    )
+                )
         for vip in self.topology.vips:
             if vip.region != region.name and str(vip.address) in held:
-                out.append(model.finding(f"vip_{vip.name}", Critical,
-                                         f"{me} holds {vip.name} ({vip.address}) of region {vip.region}"))
+                out.append(
+                    model.finding(
+                        f"vip_{vip.name}", Critical, f"{me} holds {vip.name} ({vip.address}) of region {vip.region}"
+                    )
+                )
         mine = [v for v in region.vips if v.master == me]
-        out.append(nagiosplugin.Metric("vips_held", sum(str(v.address) in held for v in region.vips), min=0,
-                                       max=len(region.vips), context="perf"))
-        out.append(nagiosplugin.Metric("masters_held", sum(str(v.address) in held for v in mine), min=0,
-                                       max=len(mine), context="perf"))
+        out.append(
+            nagiosplugin.Metric(
+                "vips_held",
+                sum(str(v.address) in held for v in region.vips),
+                min=0,
+                max=len(region.vips),
+                context="perf",
+            )
+        )
+        out.append(
+            nagiosplugin.Metric(
+                "masters_held", sum(str(v.address) in held for v in mine), min=0, max=len(mine), context="perf"
+            )
+        )
         return out
 
 
@@ -154,13 +183,23 @@ def _observations(topology: Any, observe: dict[str, str], extra: dict[str, set[s
     observed.update(extra)
     missing = [p for p in proxies if p not in observed]
     if missing:
-        raise ProbeUnknown(f"no observation for {', '.join(missing)}: give --observe HOST=IP,… for every "
-                           f"keepalived host ({len(proxies)})")
+        raise ProbeUnknown(
+            f"no observation for {', '.join(missing)}: give --observe HOST=IP,… for every "
+            f"keepalived host ({len(proxies)})"
+        )
     return observed
 
 
-def main(*, topology: Path, host_name: str | None, all_hosts: bool,
-         observe: dict[str, str], addr_json: Path | None, timeout: float, verbose: int) -> int:
+def main(
+    *,
+    topology: Path,
+    host_name: str | None,
+    all_hosts: bool,
+    observe: dict[str, str],
+    addr_json: Path | None,
+    timeout: float,
+    verbose: int,
+) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
@@ -188,8 +227,9 @@ def main(*, topology: Path, host_name: str | None, all_hosts: bool,
             def ok_text(results: nagiosplugin.Results) -> str:
                 return f"{me.name} holds exactly its MASTER VIPs ({', '.join(mine) or 'none'})"
 
-        return nagiosplugin.Check(resource, nagiosplugin.ScalarContext("perf"), model.Rule("finding"),
-                                  model.Summary(ok_text), name=NAME)
+        return nagiosplugin.Check(
+            resource, nagiosplugin.ScalarContext("perf"), model.Rule("finding"), model.Summary(ok_text), name=NAME
+        )
 
     return execute(NAME, make, timeout=timeout, verbose=verbose)
 

@@ -46,10 +46,7 @@ def provider_options(topology: Topology, host: Host) -> list[tuple[str, str]]:
         ("gmcast.listen_addr", f"tcp://{host.address}:{g.gcomm_port}"),
         ("ist.recv_addr", f"{host.address}:{g.ist_port}"),
     ]
-    options += [
-        (f"evs.{key}", iso_period(value))
-        for key, value in evs_timeouts(topology, host).items()
-    ]
+    options += [(f"evs.{key}", iso_period(value)) for key, value in evs_timeouts(topology, host).items()]
     options += [
         ("evs.send_window", str(g.send_window)),
         ("evs.user_send_window", str(g.user_window)),
@@ -95,9 +92,7 @@ def ordered_backends(topology: Topology, region: Region, role: str) -> list[Back
     order: local nodes first, then the nearest region's, and so on.
     """
     local = list(region.with_role(role))
-    remote = [
-        h for r in regions_by_distance(topology, region) for h in r.with_role(role)
-    ]
+    remote = [h for r in regions_by_distance(topology, region) for h in r.with_role(role)]
     return [Backend(h, backup=i > 0) for i, h in enumerate(local + remote)]
 
 
@@ -123,11 +118,7 @@ def write_backends(topology: Topology, region: Region) -> list[Backend]:
 def balanced_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
     """Servers for a balanced listener: every local host active, remote hosts as backups."""
     local = [Backend(h, backup=False) for h in region.with_role(role)]
-    remote = [
-        Backend(h, backup=True)
-        for r in regions_by_distance(topology, region)
-        for h in r.with_role(role)
-    ]
+    remote = [Backend(h, backup=True) for r in regions_by_distance(topology, region) for h in r.with_role(role)]
     return local + remote
 
 
@@ -155,28 +146,19 @@ def vrrp_instances(topology: Topology, host: Host) -> list[VrrpInstance]:
     """
     region = topology.region(host.region)
     proxies = [h.name for h in region.with_role("keepalived")]
-    peers = tuple(
-        str(h.address) for h in region.with_role("keepalived") if h.name != host.name
-    )
+    peers = tuple(str(h.address) for h in region.with_role("keepalived") if h.name != host.name)
     top = host.settings.keepalived.master_priority
     out = []
     for vip in region.vips:
         owner = proxies.index(vip.master) if vip.master else 0
         rank = (proxies.index(host.name) - owner) % len(proxies)
-        out.append(
-            VrrpInstance(
-                vip, "MASTER" if rank == 0 else "BACKUP", top - 10 * rank, peers
-            )
-        )
+        out.append(VrrpInstance(vip, "MASTER" if rank == 0 else "BACKUP", top - 10 * rank, peers))
     return out
 
 
 def memcache_servers(region: Region) -> list[str]:
     """`address:port` of the region's memcached hosts, for Keystone's cache."""
-    return [
-        f"{h.address}:{h.settings.memcached.port}"
-        for h in region.with_role("memcached")
-    ]
+    return [f"{h.address}:{h.settings.memcached.port}" for h in region.with_role("memcached")]
 
 
 def db_port(region: Region) -> int:

@@ -16,7 +16,16 @@ from toolkit.topology.model import Topology
 
 # Order in which services are reloaded after their files change.
 _RELOAD_ORDER = (
-    "mariadb", "kgt-health", "garbd", "sysctl", "haproxy", "keepalived", "memcached", "keystone", "named", "dns",
+    "mariadb",
+    "kgt-health",
+    "garbd",
+    "sysctl",
+    "haproxy",
+    "keepalived",
+    "memcached",
+    "keystone",
+    "named",
+    "dns",
 )
 MASK = "********"
 
@@ -57,7 +66,7 @@ def secret_contexts(files: list[RenderedFile], secrets: Secrets) -> set[tuple[st
             if spans:
                 prefix = line[: min(a for a, _ in spans)]
                 if prefix.strip():
-                    contexts.add((prefix, line[max(b for _, b in spans):]))
+                    contexts.add((prefix, line[max(b for _, b in spans) :]))
     return contexts
 
 
@@ -78,13 +87,13 @@ def mask_existing(text: str, secrets: Secrets, contexts: set[tuple[str, str]]) -
     lines = []
     for line in secrets.mask(text).splitlines(keepends=True):
         body = line.rstrip("\r\n")
-        end = line[len(body):]
+        end = line[len(body) :]
         # Of the contexts that fit (the same line of another host has another suffix), the
         # one that leaves most of the line readable.
         best: tuple[int, str, str] | None = None
         for prefix, suffix in contexts:
             if body.startswith(prefix) and len(body) > len(prefix):
-                rest = body[len(prefix):]
+                rest = body[len(prefix) :]
                 keep = suffix if suffix and rest.endswith(suffix) and len(rest) > len(suffix) else ""
                 candidate = (len(prefix) + len(keep), prefix, keep)
                 if best is None or candidate > best:
@@ -105,16 +114,26 @@ def changes(files: list[RenderedFile], out: Path, secrets: Secrets) -> list[Chan
         if old == f.content:
             continue
         status = "added" if old is None else "changed"
-        diff = "".join(difflib.unified_diff(
-            mask_existing(old or "", secrets, contexts).splitlines(keepends=True),
-            secrets.mask(f.content).splitlines(keepends=True),
-            fromfile=f"a/{f.path}", tofile=f"b/{f.path}"))
+        diff = "".join(
+            difflib.unified_diff(
+                mask_existing(old or "", secrets, contexts).splitlines(keepends=True),
+                secrets.mask(f.content).splitlines(keepends=True),
+                fromfile=f"a/{f.path}",
+                tofile=f"b/{f.path}",
+            )
+        )
         if not diff:
             diff = "  (only secret values changed; masked)\n"
         result.append(Change(f.path, f.host, status, diff, f.service, f.reload))
     for path, old in existing.items():
-        diff = "".join(difflib.unified_diff(mask_existing(old, secrets, contexts).splitlines(keepends=True), [],
-                                            fromfile=f"a/{path}", tofile="/dev/null"))
+        diff = "".join(
+            difflib.unified_diff(
+                mask_existing(old, secrets, contexts).splitlines(keepends=True),
+                [],
+                fromfile=f"a/{path}",
+                tofile="/dev/null",
+            )
+        )
         result.append(Change(path, path.split("/", 1)[0], "removed", diff, "", "remove the file by hand"))
     return sorted(result, key=lambda c: c.path)
 

@@ -26,9 +26,7 @@ COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns")
 class RenderedFile:
     """One output file: where it goes, what it holds, and who reads and reloads it."""
 
-    path: (
-        str  # relative to the output directory: `<host>/etc/...`, `dns/...`, `sql/...`
-    )
+    path: str  # relative to the output directory: `<host>/etc/...`, `dns/...`, `sql/...`
     host: str | None
     content: str
     service: str
@@ -76,9 +74,7 @@ def _galera(topology: Topology, host: Host) -> dict[str, Any]:
         "g": host.settings.galera,
         "gcomm_url": ctx.gcomm_url(topology),
         "slave_threads": ctx.slave_threads(host),
-        "provider_options": [
-            f"{k}={v}" for k, v in ctx.provider_options(topology, host)
-        ],
+        "provider_options": [f"{k}={v}" for k, v in ctx.provider_options(topology, host)],
     }
 
 
@@ -273,9 +269,7 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
         )
     )
     has_keystone = bool(topology.with_role("keystone"))
-    sql = env.get_template("galera/bootstrap.sql.j2").render(
-        {**common, "keystone": has_keystone}
-    )
+    sql = env.get_template("galera/bootstrap.sql.j2").render({**common, "keystone": has_keystone})
     files.append(
         RenderedFile(
             "sql/bootstrap.sql",

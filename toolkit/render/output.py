@@ -58,17 +58,13 @@ def is_kgt_output(directory: Path) -> bool:
     return isinstance(data, dict) and data.get("generator") == "kgt"
 
 
-def write(
-    topology: Topology, files: list[RenderedFile], out: Path, force: bool = False
-) -> None:
+def write(topology: Topology, files: list[RenderedFile], out: Path, force: bool = False) -> None:
     """Replace `out` with exactly `files` plus the manifest, atomically."""
     out = out.absolute()
     if out.exists() and not out.is_dir():
         raise RenderError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not is_kgt_output(out) and not force:
-        raise RenderError(
-            f"{out}: directory is not empty and was not written by kgt (use --force to replace it)"
-        )
+        raise RenderError(f"{out}: directory is not empty and was not written by kgt (use --force to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.kgt-", dir=out.parent))
     try:
@@ -79,9 +75,7 @@ def write(
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(f.content)
             os.chmod(target, f.mode)
-        (staging / MANIFEST).write_text(
-            json.dumps(manifest(topology, files), indent=2, sort_keys=True) + "\n"
-        )
+        (staging / MANIFEST).write_text(json.dumps(manifest(topology, files), indent=2, sort_keys=True) + "\n")
         os.chmod(staging, 0o755)
         _swap(staging, out)
     except BaseException:

@@ -13,9 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 ROLES = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
-Role = Literal[
-    "galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns"
-]
+Role = Literal["galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 
@@ -23,9 +21,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 def parse_duration(value: object) -> object:
     """Accept `1.5`, `"1500ms"`, `"1.5s"` or `"2m"`; return seconds as a float."""
     if isinstance(value, bool):
-        raise ValueError(
-            "a duration is a number of seconds or a string like '500ms', '2s', '1m'"
-        )
+        raise ValueError("a duration is a number of seconds or a string like '500ms', '2s', '1m'")
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
@@ -33,9 +29,7 @@ def parse_duration(value: object) -> object:
         if match:
             number, unit = float(match.group(1)), match.group(2) or "s"
             return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-    raise ValueError(
-        f"{value!r} is not a duration (use a number of seconds or '500ms', '2s', '1m')"
-    )
+    raise ValueError(f"{value!r} is not a duration (use a number of seconds or '500ms', '2s', '1m')")
 
 
 # The JSON Schema must accept what the validator accepts ("50ms" as well as 0.05), or
@@ -47,9 +41,7 @@ _DURATION_SCHEMA = {
     ],
     "description": "seconds, or a string like '500ms', '2s', '1m'",
 }
-Duration = Annotated[
-    float, BeforeValidator(parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)
-]
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 def _whole_seconds(value: float) -> float:
@@ -75,26 +67,18 @@ class _Strict(BaseModel):
 class GaleraSettings(_Strict):
     """Galera node settings (`galera:`); every field inherits site → region → host."""
 
-    weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
-        None, description="pc.weight of the node"
-    )
+    weight: Annotated[int, Field(ge=0, le=255)] | None = Field(None, description="pc.weight of the node")
     port: Port | None = None
     gcomm_port: Port | None = None
     ist_port: Port | None = None
     sst_port: Port | None = None
-    health_port: Port | None = Field(
-        None, description="port of `kgt health serve` (HAProxy checks it)"
-    )
+    health_port: Port | None = Field(None, description="port of `kgt health serve` (HAProxy checks it)")
     gcache_size: Size | None = None
     max_connections: Annotated[int, Field(ge=10)] | None = None
-    slave_threads: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="default: the host's cores"
-    )
+    slave_threads: Annotated[int, Field(ge=1)] | None = Field(None, description="default: the host's cores")
     sst_method: Literal["mariabackup", "rsync"] | None = None
     innodb_buffer_pool_size: Size | None = None
-    keepalive_period: Duration | None = Field(
-        None, description="evs.keepalive_period; default derived from RTT"
-    )
+    keepalive_period: Duration | None = Field(None, description="evs.keepalive_period; default derived from RTT")
     suspect_timeout: Duration | None = None
     inactive_timeout: Duration | None = None
     install_timeout: Duration | None = None
@@ -153,9 +137,7 @@ class MemcachedSettings(_Strict):
 
     port: Port | None = None
     memory_mb: Annotated[int, Field(ge=16)] | None = None
-    threads: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="default: the host's cores"
-    )
+    threads: Annotated[int, Field(ge=1)] | None = Field(None, description="default: the host's cores")
     max_connections: Annotated[int, Field(ge=16)] | None = None
 
 
@@ -169,9 +151,7 @@ class DnsSettings(_Strict):
 class Settings(_Strict):
     """One layer of settings: `defaults:` (site), a region's `settings:`, or a host's own keys."""
 
-    cores: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="CPU cores of the host"
-    )
+    cores: Annotated[int, Field(ge=1)] | None = Field(None, description="CPU cores of the host")
     galera: GaleraSettings | None = None
     garbd: GarbdSettings | None = None
     haproxy: HaproxySettings | None = None
@@ -234,9 +214,7 @@ class TopologyDoc(_Strict):
     """The whole topology file."""
 
     name: Name = Field(description="becomes wsrep_cluster_name")
-    domain: Annotated[
-        str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
-    ]
+    domain: Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
     defaults: Settings | None = None
     wan: WanDoc = Field(default_factory=lambda: WanDoc())
     secrets: SecretsDoc = Field(default_factory=lambda: SecretsDoc())

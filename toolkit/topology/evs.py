@@ -80,7 +80,10 @@ def problems(topology: Topology, host: Host) -> list[EvsProblem]:
     """What is wrong with `host`'s EVS timeouts (and send windows): errors Galera refuses, risks."""
     t = evs_timeouts(topology, host)
     keep, suspect, inactive, install = (
-        t["keepalive_period"], t["suspect_timeout"], t["inactive_timeout"], t["install_timeout"]
+        t["keepalive_period"],
+        t["suspect_timeout"],
+        t["inactive_timeout"],
+        t["install_timeout"],
     )
     out: list[EvsProblem] = []
 
@@ -88,34 +91,48 @@ def problems(topology: Topology, host: Host) -> list[EvsProblem]:
         out.append(EvsProblem(keys, message + " (Galera refuses to start the node)", "error"))
 
     if suspect < 2 * INACTIVE_CHECK_PERIOD:
-        error(("suspect_timeout",),
-              f"evs.suspect_timeout {suspect:g}s is below twice evs.inactive_check_period ({INACTIVE_CHECK_PERIOD:g}s)")
+        error(
+            ("suspect_timeout",),
+            f"evs.suspect_timeout {suspect:g}s is below twice evs.inactive_check_period ({INACTIVE_CHECK_PERIOD:g}s)",
+        )
     if keep > suspect / 3:
-        error(("keepalive_period", "suspect_timeout"),
-              f"evs.keepalive_period {keep:g}s is more than a third of evs.suspect_timeout {suspect:g}s")
+        error(
+            ("keepalive_period", "suspect_timeout"),
+            f"evs.keepalive_period {keep:g}s is more than a third of evs.suspect_timeout {suspect:g}s",
+        )
     if install < keep:
-        error(("install_timeout", "keepalive_period"),
-              f"evs.install_timeout {install:g}s is below evs.keepalive_period {keep:g}s")
+        error(
+            ("install_timeout", "keepalive_period"),
+            f"evs.install_timeout {install:g}s is below evs.keepalive_period {keep:g}s",
+        )
     if install > inactive:
-        error(("install_timeout", "inactive_timeout"),
-              f"evs.install_timeout {install:g}s is above evs.inactive_timeout {inactive:g}s")
+        error(
+            ("install_timeout", "inactive_timeout"),
+            f"evs.install_timeout {install:g}s is above evs.inactive_timeout {inactive:g}s",
+        )
     g = host.settings.galera
     if g.user_window > g.send_window:
-        error(("user_send_window", "send_window"),
-              f"evs.user_send_window {g.user_window} is above evs.send_window {g.send_window}")
+        error(
+            ("user_send_window", "send_window"),
+            f"evs.user_send_window {g.user_window} is above evs.send_window {g.send_window}",
+        )
     if inactive < suspect:
-        out.append(EvsProblem(
-            ("inactive_timeout", "suspect_timeout"),
-            f"evs.inactive_timeout {inactive:g}s is below evs.suspect_timeout {suspect:g}s: "
-            "a silent node is dropped before the others can agree it is suspect",
-            "warning",
-        ))
+        out.append(
+            EvsProblem(
+                ("inactive_timeout", "suspect_timeout"),
+                f"evs.inactive_timeout {inactive:g}s is below evs.suspect_timeout {suspect:g}s: "
+                "a silent node is dropped before the others can agree it is suspect",
+                "warning",
+            )
+        )
     rtt = topology.worst_rtt
     if rtt > 0 and "suspect_timeout" in explicit(host) and suspect < 10 * rtt:
-        out.append(EvsProblem(
-            ("suspect_timeout",),
-            f"evs.suspect_timeout {suspect:g}s is under 10 × the worst WAN RTT ({rtt * 1000:g} ms): "
-            "a slow WAN moment can evict a healthy region",
-            "warning",
-        ))
+        out.append(
+            EvsProblem(
+                ("suspect_timeout",),
+                f"evs.suspect_timeout {suspect:g}s is under 10 × the worst WAN RTT ({rtt * 1000:g} ms): "
+                "a slow WAN moment can evict a healthy region",
+                "warning",
+            )
+        )
     return out

@@ -62,14 +62,27 @@ def _construct(
     lines.lines.setdefault(loc, node.start_mark.line + 1)
     if len(lines.lines) > MAX_NODES:
         # Aliases can make a small file expand exponentially ("billion laughs").
-        raise TopologyError([Problem(lines.file, node.start_mark.line + 1, format_loc(loc),
-                                     f"the document expands to more than {MAX_NODES} values (aliases?)")])
+        raise TopologyError(
+            [
+                Problem(
+                    lines.file,
+                    node.start_mark.line + 1,
+                    format_loc(loc),
+                    f"the document expands to more than {MAX_NODES} values (aliases?)",
+                )
+            ]
+        )
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
         # An alias of an enclosing anchor makes the node graph a cycle; without this
         # check the walk below recurses until RecursionError.
         if id(node) in active:
-            raise TopologyError([Problem(lines.file, node.start_mark.line + 1, format_loc(loc),
-                                         "recursive alias: a node contains itself")])
+            raise TopologyError(
+                [
+                    Problem(
+                        lines.file, node.start_mark.line + 1, format_loc(loc), "recursive alias: a node contains itself"
+                    )
+                ]
+            )
         active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -99,10 +112,7 @@ def _construct(
         lines.lines.pop((*loc, "<key>"), None)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(item, (*loc, i), lines, problems, active)
-            for i, item in enumerate(node.value)
-        ]
+        return [_construct(item, (*loc, i), lines, problems, active) for i, item in enumerate(node.value)]
     return yaml.SafeLoader("").construct_object(node)
 
 
@@ -114,31 +124,23 @@ def read_yaml(path: Path) -> tuple[Any, LineMap]:
     except FileNotFoundError:
         raise TopologyError([Problem(str(path), None, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise TopologyError(
-            [Problem(str(path), None, "", f"cannot read: {exc}")]
-        ) from None
+        raise TopologyError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise TopologyError(
-            [Problem(str(path), line, "", f"invalid YAML: {what}")]
-        ) from None
+        raise TopologyError([Problem(str(path), line, "", f"invalid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
-        raise TopologyError(
-            [Problem(str(path), None, "", f"invalid YAML: {exc}")]
-        ) from None
+        raise TopologyError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from None
     if node is None:
         raise TopologyError([Problem(str(path), 1, "", "the file is empty")])
     problems: list[Problem] = []
     try:
         data = _construct(node, (), lines, problems)
     except yaml.YAMLError as exc:
-        raise TopologyError(
-            [Problem(str(path), None, "", f"invalid YAML: {exc}")]
-        ) from None
+        raise TopologyError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from None
     if problems:
         raise TopologyError(problems)
     return data, lines
@@ -186,11 +188,7 @@ def _message(error: Any) -> str:
     if kind == "literal_error" and len(loc) >= 2 and loc[-2] == "roles":
         value = str(error.get("input"))
         close = difflib.get_close_matches(value, ROLES, n=1)
-        hint = (
-            f" (did you mean '{close[0]}'?)"
-            if close
-            else f" (roles: {', '.join(ROLES)})"
-        )
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (roles: {', '.join(ROLES)})"
         return f"unknown role '{value}'{hint}"
     if kind == "missing":
         return "required key is missing"
@@ -203,17 +201,13 @@ def _message(error: Any) -> str:
 def parse_document(data: Any, lines: LineMap) -> TopologyDoc:
     """Type-check plain data against the schema; all errors at once as TopologyError."""
     if not isinstance(data, dict):
-        raise TopologyError(
-            [lines.problem((), "the topology must be a mapping of keys")]
-        )
+        raise TopologyError([lines.problem((), "the topology must be a mapping of keys")])
     try:
         return TopologyDoc.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             # Pydantic appends the union member or validator name to some locations.
-            loc = tuple(
-                p for p in error["loc"] if not (isinstance(p, str) and "[" in p)
-            )
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
             problems.append(lines.problem(loc, _message(error)))
         raise TopologyError(problems) from None

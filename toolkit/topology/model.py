@@ -25,9 +25,7 @@ class Vip:
     region: str
     index: int  # position within the region, 0-based
     router_id: int  # VRRP virtual_router_id, unique in the whole site
-    master: (
-        str | None
-    )  # host name of the intended MASTER (None when the region has no keepalived)
+    master: str | None  # host name of the intended MASTER (None when the region has no keepalived)
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,7 @@ class Host:
     @property
     def gcomm_address(self) -> str:
         """`address:port` of its group communication listener."""
-        port = (
-            self.settings.galera.gcomm_port
-            if self.has("galera")
-            else self.settings.garbd.port
-        )
+        port = self.settings.galera.gcomm_port if self.has("galera") else self.settings.garbd.port
         return f"{self.address}:{port}"
 
 
@@ -220,6 +214,4 @@ class Topology:
     def worst_rtt(self) -> float:
         """The largest expected RTT between any two regions."""
         names = [r.name for r in self.regions]
-        return max(
-            (self.rtt(a, b) for a, b in itertools.combinations(names, 2)), default=0.0
-        )
+        return max((self.rtt(a, b) for a, b in itertools.combinations(names, 2)), default=0.0)

@@ -150,14 +150,9 @@ def _merge(cls: type[T], layers: list[dict[str, Any]]) -> T:
 
 def resolve(*layers: Settings | None) -> HostSettings:
     """Resolve settings layers, most general first (site, region, host)."""
-    dumps = [
-        layer.model_dump(exclude_none=True) for layer in layers if layer is not None
-    ]
+    dumps = [layer.model_dump(exclude_none=True) for layer in layers if layer is not None]
     cores = DEFAULT_CORES
     for dump in dumps:
         cores = dump.get("cores", cores)
-    sections = {
-        name: _merge(cls, [d.get(name, {}) for d in dumps])
-        for name, cls in _SECTIONS.items()
-    }
+    sections = {name: _merge(cls, [d.get(name, {}) for d in dumps]) for name, cls in _SECTIONS.items()}
     return HostSettings(cores=cores, **sections)

@@ -153,8 +153,11 @@ def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]
                     # garbd takes its EVS timeouts from `galera:`; nothing else there applies to it.
                     unused = sorted(set(host.galera.model_dump(exclude_none=True)) - set(evs.STOCK_EVS))
                     if unused:
-                        warn((*hloc, section), f"galera settings {', '.join(unused)} are ignored on a garbd host "
-                                               "(it uses only the EVS timeouts)")
+                        warn(
+                            (*hloc, section),
+                            f"galera settings {', '.join(unused)} are ignored on a garbd host "
+                            "(it uses only the EVS timeouts)",
+                        )
                     continue
                 if getattr(host, section) is not None and section not in roles:
                     warn(
@@ -265,11 +268,19 @@ def _promise_problems(topology: Topology, lines: LineMap) -> list[Problem]:
             broken.append((i, found))
     if broken:
         fixes = promises.fixes(layout, valid, most=1)
-        fix = f"; smallest fix: {fixes[0].describe(layout.regions)}" if fixes else "; no fix of up to " \
-            f"{promises.MAX_ADDED} added voters or one region's weight keeps it"
+        fix = (
+            f"; smallest fix: {fixes[0].describe(layout.regions)}"
+            if fixes
+            else f"; no fix of up to {promises.MAX_ADDED} added voters or one region's weight keeps it"
+        )
         for i, b in broken:
-            out.append(lines.problem(("survive", i), f"promise '{b.promise}' not kept: {b.counterexample.name} "
-                                                     f"leaves no Primary component with data{fix}"))
+            out.append(
+                lines.problem(
+                    ("survive", i),
+                    f"promise '{b.promise}' not kept: {b.counterexample.name} "
+                    f"leaves no Primary component with data{fix}",
+                )
+            )
     return out
 
 
@@ -301,11 +312,13 @@ def _agreement_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) ->
         layers += [(h, ("regions", ri, "hosts", hi)) for hi, h in enumerate(rdoc.hosts)]
         for layer, loc in layers:
             if layer is not None and layer.keepalived is not None and layer.keepalived.router_id_base is not None:
-                out.append(lines.problem(
-                    (*loc, "keepalived", "router_id_base"),
-                    "keepalived.router_id_base is site-wide (VRRP ids are numbered across the whole site): "
-                    "set it under defaults",
-                ))
+                out.append(
+                    lines.problem(
+                        (*loc, "keepalived", "router_id_base"),
+                        "keepalived.router_id_base is site-wide (VRRP ids are numbered across the whole site): "
+                        "set it under defaults",
+                    )
+                )
     for region in topology.regions:
         proxies = region.with_role("keepalived")
         if not proxies:
@@ -320,11 +333,13 @@ def _agreement_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) ->
                 got = getattr(proxy.settings.keepalived, key)
                 if got != want:
                     ri, hi = where[proxy.name]
-                    out.append(lines.problem(
-                        _origin(doc, ri, hi, "keepalived", key),
-                        f"keepalived.{key} of {proxy.name} ({got:g}) differs from {first.name} ({want:g}) "
-                        f"in region '{region.name}': {why}",
-                    ))
+                    out.append(
+                        lines.problem(
+                            _origin(doc, ri, hi, "keepalived", key),
+                            f"keepalived.{key} of {proxy.name} ({got:g}) differs from {first.name} ({want:g}) "
+                            f"in region '{region.name}': {why}",
+                        )
+                    )
     return out
 
 
@@ -366,13 +381,9 @@ def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
                     )
                 )
     if total % 2 == 0:
-        half = half_partition(
-            [r.name for r in topology.regions], [r.weight for r in topology.regions], total // 2
-        )
+        half = half_partition([r.name for r in topology.regions], [r.weight for r in topology.regions], total // 2)
         what = (
-            f"a partition between {{{', '.join(sorted(half))}}} and the rest"
-            if half
-            else "a partition into two halves"
+            f"a partition between {{{', '.join(sorted(half))}}} and the rest" if half else "a partition into two halves"
         )
         out.append(
             lines.problem(
@@ -407,8 +418,7 @@ def half_partition(names: list[str], weights: list[int], half: int) -> list[str]
         while left:
             # The earliest region that still lets the rest of the group reach the weight.
             j = next(
-                j for j in range(start, n)
-                if rest >= weights[j] and (fits[j + 1][left - 1] >> (rest - weights[j])) & 1
+                j for j in range(start, n) if rest >= weights[j] and (fits[j + 1][left - 1] >> (rest - weights[j])) & 1
             )
             group.append(names[j])
             rest, start, left = rest - weights[j], j + 1, left - 1
