@@ -12,12 +12,15 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from toolkit import __version__
 from toolkit.errors import KgtError, SecretsError, TopologyError
+
+if TYPE_CHECKING:
+    from toolkit.topology.model import Topology
 
 LAZY = {
     "health": "toolkit.health.commands:health",
@@ -69,7 +72,7 @@ def cli() -> None:
     """kgt: one Keystone across regions on one geo-distributed Galera cluster."""
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path) -> Topology:
     from toolkit.topology import load_with_warnings
 
     topology, warnings = load_with_warnings(path)

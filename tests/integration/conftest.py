@@ -61,7 +61,8 @@ def project_running(project: str) -> bool:
     return bool(out.strip())
 
 
-def _lab_running() -> bool:
+def lab_running() -> bool:
+    """Whether any container of the example lab (`PROJECT`) runs."""
     return project_running(PROJECT)
 
 
@@ -77,7 +78,7 @@ def exclusive_lab_slot(why: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"integration tests need the lab: {reason}")
         pytest.skip(reason)
-    if _lab_running():
+    if lab_running():
         if REUSE:
             pytest.skip(f"the example lab is up and reused (KGT_LAB_REUSE=1): {why}")
         down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
@@ -125,8 +126,8 @@ def lab_booted() -> Iterator[Lab]:
         pytest.skip(reason)
     subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
     started = time.monotonic()
-    if not (REUSE and _lab_running()):
-        if _lab_running():  # a lab left by an earlier run, maybe from another lab dir
+    if not (REUSE and lab_running()):
+        if lab_running():  # a lab left by an earlier run, maybe from another lab dir
             from toolkit.lab.docker import remove_project
 
             remove_project(PROJECT)
@@ -137,7 +138,7 @@ def lab_booted() -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        if not REUSE and _lab_running():
+        if not REUSE and lab_running():
             kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
 
 

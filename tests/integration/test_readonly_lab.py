@@ -19,7 +19,7 @@ import pytest
 from tests.integration.conftest import Lab
 from toolkit.drills.faults import SLACK
 from toolkit.drills.monitor import haproxy_servers
-from toolkit.drills.workloads import Credentials, Sent, _http, keystone_endpoints
+from toolkit.drills.workloads import Credentials, Sent, http_request, keystone_endpoints
 from toolkit.lab import services
 
 pytestmark = pytest.mark.integration
@@ -69,11 +69,11 @@ def write_through(lab: Lab, vip: str) -> str:
 def token_round(lab: Lab, endpoint: Any, credentials: Credentials) -> str | None:
     """Issue a token through `endpoint` and validate it there: None when both worked, else why not."""
     try:
-        status, headers, body = _http(endpoint, "POST", "/v3/auth/tokens?nocatalog", credentials.body(), {}, 3.0)
+        status, headers, body = http_request(endpoint, "POST", "/v3/auth/tokens?nocatalog", credentials.body(), {}, 3.0)
         if status != 201:
             return f"issue HTTP {status}: {body[:120]!r}"
         token = headers["x-subject-token"]
-        status, _, body = _http(
+        status, _, body = http_request(
             endpoint, "GET", "/v3/auth/tokens?nocatalog", None, {"X-Auth-Token": token, "X-Subject-Token": token}, 3.0
         )
         return None if status == 200 else f"validate HTTP {status}: {body[:120]!r}"
@@ -152,7 +152,7 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         # What read-only refuses: a wrong password makes Keystone record the failure (a write),
         # so it answers 500 there instead of 401 (README: read-only mode).
         wrong = Credentials("admin", "not-the-password")
-        status, _, _ = _http(endpoint, "POST", "/v3/auth/tokens?nocatalog", wrong.body(), {}, 3.0)
+        status, _, _ = http_request(endpoint, "POST", "/v3/auth/tokens?nocatalog", wrong.body(), {}, 3.0)
         assert status == 500, status
         assert services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
     finally:

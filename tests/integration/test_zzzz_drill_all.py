@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import TOPOLOGY, _lab_running, exclusive_lab_slot, kgt
+from tests.integration.conftest import TOPOLOGY, exclusive_lab_slot, kgt, lab_running
 from toolkit.drills.faults import STANDARD
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_drill_all_boots_a_fresh_lab_runs_the_standard_set_and_removes_the_lab(t
             assert (data["drill"], data["verdict"]) == (entry["drill"], "pass")
             assert data["measurements"]["lost_writes"] == 0
             assert (Path(entry["report"]).parent / "report.html").exists()
-        assert not _lab_running(), "drill all left the lab it booted running"
+        assert not lab_running(), "drill all left the lab it booted running"
     finally:
-        if _lab_running():
+        if lab_running():
             kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)

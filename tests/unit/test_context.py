@@ -144,7 +144,7 @@ def test_slave_threads(tmp_path: Path) -> None:
 # --- HAProxy backends ---------------------------------------------------------------
 
 
-def names(backends: list[ctx.Backend]) -> list[tuple[str, bool]]:
+def names(backends: list[ctx.ServerLine]) -> list[tuple[str, bool]]:
     return [(b.host.name, b.backup) for b in backends]
 
 

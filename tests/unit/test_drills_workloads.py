@@ -21,7 +21,7 @@ def test_drill_uses_its_own_schema_and_leaves_the_verify_defaults_alone(
 ) -> None:
     log: list[str] = []
     monkeypatch.setattr(verify, "_connect", lambda *_args, **_session: FakeConnection(log))
-    drill = workloads.Workloads(example, SECRETS, History(), workloads.Settings())
+    drill = workloads.Workloads(example, SECRETS, History(), workloads.WorkloadSettings())
     assert drill.options.schema == workloads.DRILL_SCHEMA == "kgt_drill"
     drill.prepare()
     assert names(log) == {"kgt_drill"}
@@ -34,7 +34,7 @@ def test_drill_uses_its_own_schema_and_leaves_the_verify_defaults_alone(
 
 def test_dirty_reader_reads_its_schema() -> None:
     log: list[str] = []
-    endpoint = workloads.Endpoint("r1", "r1-vip", "127.0.0.1", 3307)
+    endpoint = workloads.ServiceEndpoint("r1", "r1-vip", "127.0.0.1", 3307)
     reader = workloads.DirtyReader(endpoint, "v", History(), threading.Event(), 1.0, 0.1, "kgt_drill")
     reader.conn = FakeConnection(log)
     assert reader.once()

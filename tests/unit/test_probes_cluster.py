@@ -74,7 +74,7 @@ def evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, **thres
 
     check = nagiosplugin.Check(
         resource,
-        cluster._Missing(resource, thresholds.get("warning", "0"), thresholds.get("critical")),
+        cluster.MissingVoters(resource, thresholds.get("warning", "0"), thresholds.get("critical")),
         nagiosplugin.ScalarContext("perf"),
         model.Rule("finding"),
         model.Summary(lambda results: str(resource.verdict.summary)),

@@ -322,7 +322,7 @@ def test_config_watcher_reloads_on_change_and_survives_bad_writes(
 ) -> None:
     path = tmp_path / "wan.json"
     wr.write_config(path, {"regions": REGIONS})
-    w = wr._ConfigWatcher(path, interval=0.1)
+    w = wr.ConfigWatcher(path, interval=0.1)
     assert w.poll(0.0) is None  # unchanged
     path.write_text('{"regions": ')  # half-written file
     assert w.poll(0.05) is None  # rate limited: not even looked at

@@ -14,13 +14,17 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from toolkit.check.state import CannotCheck
 from toolkit.cli_options import duration as duration_option
 from toolkit.errors import KgtError, TopologyError
+
+if TYPE_CHECKING:
+    from toolkit.secretstore import Secrets
+    from toolkit.topology.model import Topology
 
 topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
 secrets_opt = click.option(
@@ -32,7 +36,7 @@ secrets_opt = click.option(
 format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
-def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Any, Any]:
+def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Topology, Secrets]:
     """Topology and secrets; any problem with them is UNKNOWN in one line."""
     from toolkit import secretstore
     from toolkit.topology import load

@@ -63,7 +63,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Component:
+class ObservedComponent:
     """Nodes that answered Primary and agree on the cluster state UUID and conf_id."""
 
     state_uuid: str
@@ -122,7 +122,7 @@ class QuorumVerdict:
     reasons: tuple[str, ...]
     nodes: tuple[NodeVerdict, ...]
     regions: tuple[RegionVerdict, ...]
-    components: tuple[Component, ...]
+    components: tuple[ObservedComponent, ...]
     total_weight: int
     primary_weight: int
     expected_size: int
@@ -165,7 +165,7 @@ def _node_state(r: NodeResult) -> str:
     return "synced" if r.synced else "primary"
 
 
-def _components(topology: Topology, primary: Sequence[NodeResult]) -> list[Component]:
+def _components(topology: Topology, primary: Sequence[NodeResult]) -> list[ObservedComponent]:
     by_address = {f"{h.address}:{h.settings.galera.port}": h for h in topology.galera_nodes}
     weights = {h.name: h.weight for h in topology.galera_nodes}
     order = {r.name: i for i, r in enumerate(topology.regions)}
@@ -188,7 +188,7 @@ def _components(topology: Topology, primary: Sequence[NodeResult]) -> list[Compo
             {n.region for n in nodes} | {h.region for h in known}, key=lambda name: order.get(name, len(order))
         )
         out.append(
-            Component(
+            ObservedComponent(
                 uuid, conf, max(sizes) if sizes else None, weight, tuple(n.host for n in nodes), tuple(regions), members
             )
         )

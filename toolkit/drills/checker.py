@@ -459,7 +459,7 @@ def expectations(
     observed: dict[str, str],
     per_region: dict[str, Any],
     m: dict[str, Any],
-    verify: Any,
+    verify: verify_checker.VerifyReport,
     finals: dict[str, Any],
     expected_size: int,
 ) -> list[Expectation]:

@@ -14,12 +14,18 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from toolkit.cli_options import duration as duration_option
 from toolkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from toolkit.drills.backend import LabBackend
+    from toolkit.drills.runner import Timing
+    from toolkit.secretstore import Secrets
+    from toolkit.topology.model import Topology
 
 
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,7 +99,9 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _context(topology_path: Path | None, lab_dir: Path, secrets_path: Path | None) -> tuple[Any, Any, Any]:
+def _context(
+    topology_path: Path | None, lab_dir: Path, secrets_path: Path | None
+) -> tuple[Topology, Secrets, LabBackend]:
     from toolkit import secretstore
     from toolkit.drills.backend import LabBackend
     from toolkit.lab import docker
@@ -122,7 +130,7 @@ def _timing(
     ready_timeout: float,
     healthy_timeout: float,
     default_heal_after: float,
-) -> Any:
+) -> Timing:
     from toolkit.drills.runner import Timing
 
     heal_after = default_heal_after if heal_after is None else heal_after

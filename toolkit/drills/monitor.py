@@ -18,7 +18,7 @@ import csv
 import io
 import threading
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit import db
 from toolkit.check import workload as verify
@@ -27,6 +27,9 @@ from toolkit.check.nodes import HEALTH_USER, classify, one_line
 from toolkit.drills.backend import Backend
 from toolkit.haproxy_names import LISTENERS
 from toolkit.topology.model import Host, Topology
+
+if TYPE_CHECKING:
+    from toolkit.secretstore import Secrets
 
 
 def haproxy_servers(host: Host, password: str, timeout: float = 1.5) -> dict[str, str]:
@@ -85,7 +88,7 @@ class GaleraSampler(_Sampler):
         self.password = password
         self.conn: Any = None
 
-    def sample(self) -> Any:
+    def sample(self) -> dict[str, Any]:
         """SHOW STATUS over the kept connection (opened on demand)."""
         if self.conn is None:
             endpoint = db.Endpoint(str(self.host.address), self.host.settings.galera.port, HEALTH_USER, self.password)
@@ -107,7 +110,7 @@ class HaproxySampler(_Sampler):
         super().__init__(host, "haproxy", history, stop, interval)
         self.password = password
 
-    def sample(self) -> Any:
+    def sample(self) -> dict[str, str]:
         """The stats CSV."""
         return haproxy_servers(self.host, self.password)
 
@@ -119,7 +122,7 @@ class VipSampler(_Sampler):
         super().__init__(host, "vip", history, stop, interval)
         self.backend = backend
 
-    def sample(self) -> Any:
+    def sample(self) -> list[str]:
         """`ip addr` through the backend."""
         return self.backend.vips_held(self.host)
 
@@ -131,7 +134,7 @@ class Monitors:
         self,
         topology: Topology,
         backend: Backend,
-        secrets: Any,
+        secrets: Secrets,
         history: History,
         regions: tuple[str, ...],
         vip_interval: float = 1.0,

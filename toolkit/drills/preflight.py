@@ -12,16 +12,19 @@ import http.client
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.check import nodes
 from toolkit.drills.backend import Backend
 from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import keystone_endpoints
-from toolkit.topology.model import Topology
+from toolkit.topology.model import Host, Topology
+
+if TYPE_CHECKING:
+    from toolkit.secretstore import Secrets
 
 
-def galera_problems(topology: Topology, secrets: Any) -> list[str]:
+def galera_problems(topology: Topology, secrets: Secrets) -> list[str]:
     """Nodes not Primary/Synced, or not in a cluster of every voter."""
     expected = len(topology.voters)
     out = []
@@ -36,14 +39,14 @@ def galera_problems(topology: Topology, secrets: Any) -> list[str]:
     return out
 
 
-def haproxy_problems(topology: Topology, secrets: Any) -> list[str]:
+def haproxy_problems(topology: Topology, secrets: Secrets) -> list[str]:
     """Servers not UP on any proxy."""
     proxies = topology.with_role("haproxy")
     if not proxies:
         return []
     password = secrets["haproxy_stats_password"]
 
-    def one(host: Any) -> list[str]:
+    def one(host: Host) -> list[str]:
         try:
             servers = haproxy_servers(host, password, timeout=3.0)
         except Exception as exc:
@@ -72,7 +75,7 @@ def keystone_problems(topology: Topology) -> list[str]:
     return out
 
 
-def problems(topology: Topology, secrets: Any, backend: Backend) -> list[str]:
+def problems(topology: Topology, secrets: Secrets, backend: Backend) -> list[str]:
     """Every reason the site is not healthy (empty: healthy).
 
     The cheap checks (SQL, HTTP) run first; the backend's (one command per host) only
@@ -89,7 +92,7 @@ def problems(topology: Topology, secrets: Any, backend: Backend) -> list[str]:
 
 
 def wait_healthy(
-    topology: Topology, secrets: Any, backend: Backend, timeout: float, stop: Callable[[], bool] = lambda: False
+    topology: Topology, secrets: Secrets, backend: Backend, timeout: float, stop: Callable[[], bool] = lambda: False
 ) -> tuple[float | None, list[str]]:
     """Poll until healthy: (seconds it took, []) or (None, the last problems) after `timeout`."""
     started = time.monotonic()

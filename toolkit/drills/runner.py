@@ -16,17 +16,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolkit.check.history import History
+from toolkit.check.history import History, Op
 from toolkit.drills import checker, preflight, report
 from toolkit.drills.backend import Backend
 from toolkit.drills.faults import Fault, derive_bounds, predict
 from toolkit.drills.monitor import Monitors
 from toolkit.drills.nemesis import Nemesis
-from toolkit.drills.workloads import Settings, Workloads, keystone_endpoints
+from toolkit.drills.workloads import Workloads, WorkloadSettings, keystone_endpoints
 from toolkit.errors import KgtError
 from toolkit.topology.model import Topology
+
+if TYPE_CHECKING:
+    from toolkit.secretstore import Secrets
 
 Echo = Callable[[str], None]
 PLAN_SCHEMA = "kgt.drill.plan/1"
@@ -121,13 +124,13 @@ def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> 
 
 def run(
     topology: Topology,
-    secrets: Any,
+    secrets: Secrets,
     backend: Backend,
     fault: Fault,
     timing: Timing,
     report_dir: Path,
     echo: Echo,
-    settings: Settings | None = None,
+    settings: WorkloadSettings | None = None,
 ) -> checker.DrillResult:
     """Run the drill; write DIR/history.jsonl, report.json, report.html; return the checked result."""
     interrupts = Interrupts(echo)
@@ -159,7 +162,7 @@ def run(
                 interrupts,
                 workloads_plan,
                 echo,
-                settings or Settings(),
+                settings or WorkloadSettings(),
             )
     result = checker.check(ops)
     report.write(report_dir, result)
@@ -168,7 +171,7 @@ def run(
 
 def _drill(
     topology: Topology,
-    secrets: Any,
+    secrets: Secrets,
     backend: Backend,
     fault: Fault,
     timing: Timing,
@@ -176,8 +179,8 @@ def _drill(
     interrupts: Interrupts,
     drill_plan: dict[str, Any],
     echo: Echo,
-    settings: Settings,
-) -> list[Any]:
+    settings: WorkloadSettings,
+) -> list[Op]:
     def say(message: str) -> None:
         echo(f"[{history.elapsed():6.1f}s] {message}")
 
@@ -201,7 +204,7 @@ def _drill(
 
 def _timeline(
     topology: Topology,
-    secrets: Any,
+    secrets: Secrets,
     backend: Backend,
     fault: Fault,
     timing: Timing,

@@ -30,13 +30,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit import db
 from toolkit.check import workload as verify
 from toolkit.check.history import History
 from toolkit.check.nodes import classify, one_line
 from toolkit.topology.model import Topology
+
+if TYPE_CHECKING:
+    from toolkit.secretstore import Secrets
 
 CONNECT_TIMEOUT = 1.0
 # The drill's own counters: a `kgt check verify` run on the same site at the same time
@@ -45,7 +48,7 @@ DRILL_SCHEMA = "kgt_drill"
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class ServiceEndpoint:
     """A region's service address: a VIP (or a host when the region has none) and a port."""
 
     region: str
@@ -59,25 +62,27 @@ class Endpoint:
         return f"{self.address}:{self.port}"
 
 
-def keystone_endpoints(topology: Topology) -> list[Endpoint]:
+def keystone_endpoints(topology: Topology) -> list[ServiceEndpoint]:
     """Each region's first VIP at HAProxy's keystone_port (regions without VIP or Keystone skipped)."""
     out = []
     for region in topology.regions:
         proxies = region.with_role("haproxy")
         if region.vips and proxies and (topology.with_role("keystone")):
             vip = region.vips[0]
-            out.append(Endpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.keystone_port))
+            out.append(
+                ServiceEndpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.keystone_port)
+            )
     return out
 
 
-def read_endpoints(topology: Topology) -> list[Endpoint]:
+def read_endpoints(topology: Topology) -> list[ServiceEndpoint]:
     """Each region's first VIP at HAProxy's read port."""
     out = []
     for region in topology.regions:
         proxies = region.with_role("haproxy")
         if region.vips and proxies:
             vip = region.vips[0]
-            out.append(Endpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.read_port))
+            out.append(ServiceEndpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.read_port))
     return out
 
 
@@ -88,9 +93,19 @@ class Sent(Exception):
     """The request went out and then the connection failed: the outcome is unknown."""
 
 
-def _http(
-    endpoint: Endpoint, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str], timeout: float
+def http_request(
+    endpoint: ServiceEndpoint,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+    timeout: float,
 ) -> tuple[int, dict[str, str], bytes]:
+    """Send one JSON request to `endpoint`; return the status, lower-cased headers and body.
+
+    Raises `Sent` when the connection fails after the request went out (the outcome is
+    unknown); an error while connecting is raised as it is.
+    """
     conn = http.client.HTTPConnection(endpoint.address, endpoint.port, timeout=CONNECT_TIMEOUT)
     try:
         conn.connect()  # errors here: nothing was sent
@@ -194,7 +209,7 @@ class Issuer(_Loop):
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: ServiceEndpoint,
         credentials: Credentials,
         tokens: Tokens,
         history: History,
@@ -211,7 +226,7 @@ class Issuer(_Loop):
         e = self.endpoint
         op = self.history.invoke(self.name, "issue", region=e.region, host=e.name, address=e.where)
         try:
-            status, headers, payload = _http(
+            status, headers, payload = http_request(
                 e, "POST", "/v3/auth/tokens?nocatalog", self.credentials.body(), {}, self.timeout
             )
         except Exception as exc:
@@ -232,7 +247,7 @@ class Validator(_Loop):
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: ServiceEndpoint,
         tokens: Tokens,
         history: History,
         stop: threading.Event,
@@ -262,7 +277,7 @@ class Validator(_Loop):
             value={"token": token_id(token), "issuer": issuer},
         )
         try:
-            status, _, payload = _http(
+            status, _, payload = http_request(
                 e,
                 "GET",
                 "/v3/auth/tokens?nocatalog",
@@ -292,7 +307,7 @@ class DirtyReader(_Loop):
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: ServiceEndpoint,
         password: str,
         history: History,
         stop: threading.Event,
@@ -344,7 +359,7 @@ class DirtyReader(_Loop):
 
 
 @dataclass(frozen=True)
-class Settings:
+class WorkloadSettings:
     """How hard the workloads push."""
 
     # Deadlines of every call once connected. A connection that a moved VIP left behind hangs
@@ -362,7 +377,7 @@ class Settings:
 class Workloads:
     """Every workload thread of a drill, started and stopped together."""
 
-    def __init__(self, topology: Topology, secrets: Any, history: History, settings: Settings) -> None:
+    def __init__(self, topology: Topology, secrets: Secrets, history: History, settings: WorkloadSettings) -> None:
         self.topology, self.history, self.settings = topology, history, settings
         self.verify_password = secrets["verify_password"]
         self.admin_password = secrets["admin_password"]

@@ -721,7 +721,9 @@ def netem_available() -> bool:
 # --------------------------------------------------------------------------
 
 
-class _ConfigWatcher:
+class ConfigWatcher:
+    """Notices when the config file changes (looked at no more often than `interval`)."""
+
     def __init__(self, path: str | os.PathLike[str], interval: float) -> None:
         self.path = Path(path)
         self.interval = interval
@@ -786,7 +788,7 @@ def run(
     if not _is_tun(settings.tun):
         raise SetupError(f"TUN device {settings.tun} missing: run 'setup' first")
     shaper = Shaper(config)
-    watcher = _ConfigWatcher(config_path, RELOAD_INTERVAL_S)
+    watcher = ConfigWatcher(config_path, RELOAD_INTERVAL_S)
     stats_file = Path(stats_path) if stats_path is not None else None
 
     tun = _open_tun(settings.tun)

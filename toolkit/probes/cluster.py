@@ -35,7 +35,7 @@ the region not Primary), `primary_weight` (max = total weight), `nodes_synced`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
@@ -43,15 +43,19 @@ from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Unknown, Warn
 from toolkit.probes.runtime import Deadline, execute
 
+if TYPE_CHECKING:
+    from toolkit.check.quorum import NodeVerdict, QuorumVerdict
+    from toolkit.topology.model import Topology
+
 NAME = "kgt cluster"
 
 
-def missing_hosts(verdict: Any) -> list[Any]:
+def missing_hosts(verdict: QuorumVerdict) -> list[NodeVerdict]:
     """Node verdicts of Galera nodes outside the Primary component (down, unknown, non-Primary)."""
     return [v for v in verdict.nodes if v.state in ("down", "unknown", "non-primary")]
 
 
-def missing_voters(verdict: Any) -> int:
+def missing_voters(verdict: QuorumVerdict) -> int:
     """Voters outside the Primary component: expected size minus the Primary's size."""
     main = verdict.components[0] if verdict.components else None
     if main is None:
@@ -60,7 +64,7 @@ def missing_voters(verdict: Any) -> int:
     return max(0, int(verdict.expected_size) - int(size))
 
 
-def _about_missing(reason: str, verdict: Any) -> bool:
+def _about_missing(reason: str, verdict: QuorumVerdict) -> bool:
     """Whether a WARNING reason of the verdict only says that some voters are missing.
 
     Those are judged by -w/-c instead; the wording is `toolkit.check.quorum.evaluate`'s
@@ -74,7 +78,7 @@ def _about_missing(reason: str, verdict: Any) -> bool:
     return any(reason.startswith(f"region {r.name} is non-Primary") for r in verdict.regions)
 
 
-def missing_text(verdict: Any) -> str:
+def missing_text(verdict: QuorumVerdict) -> str:
     """`r3: r3-db1 non-primary; r2: r2-db1 down (timeout)`, by region."""
     parts = []
     for region in verdict.regions:
@@ -93,7 +97,7 @@ def missing_text(verdict: Any) -> str:
 class Cluster(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """Every Galera node of the topology, judged together."""
 
-    def __init__(self, topology: Any, user: str, password: str, deadline: Deadline) -> None:
+    def __init__(self, topology: Topology, user: str, password: str, deadline: Deadline) -> None:
         self.topology, self.user, self.password, self.deadline = topology, user, password, deadline
         self.verdict: Any = None
 
@@ -142,12 +146,15 @@ class Cluster(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is u
         return out
 
 
-class _Missing(model.Scalar):
+class MissingVoters(model.Scalar):
+    """The `missing` metric's context: voters that did not answer, against the thresholds."""
+
     def __init__(self, resource: Cluster, warning: str | None, critical: str | None) -> None:
         super().__init__("missing", warning, critical)
         self.resource = resource
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Result:
+        """The result, naming the missing voters."""
         verdict = self.resource.verdict
         who = missing_text(verdict)
         text = f"{metric.value} of {metric.max} voters missing" + (f" ({who})" if who else "")
@@ -190,7 +197,7 @@ def main(
 
         return nagiosplugin.Check(
             resource,
-            _Missing(resource, warning, critical),
+            MissingVoters(resource, warning, critical),
             nagiosplugin.ScalarContext("perf"),
             model.Rule("finding"),
             model.Summary(ok_text),

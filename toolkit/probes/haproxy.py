@@ -23,6 +23,7 @@ servers), `B_sessions`
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class Server:
 
 
 @dataclass(frozen=True)
-class Backend:
+class StatsBackend:
     """One backend (or listen section) with its servers in configuration order."""
 
     name: str
@@ -89,7 +90,7 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else int(value) if str(value).isdigit() else 0
 
 
-def parse(stats: Any) -> list[Backend]:
+def parse(stats: Any) -> list[StatsBackend]:
     """Backends of a haproxystats.HAProxyServer (servers matched to backends by iid)."""
     out = []
     for backend in stats.backends:
@@ -103,7 +104,7 @@ def parse(stats: Any) -> list[Backend]:
             )
             for s in backend.listeners
         )
-        out.append(Backend(str(backend.pxname), _int(getattr(backend, "scur", 0)), servers))
+        out.append(StatsBackend(str(backend.pxname), _int(getattr(backend, "scur", 0)), servers))
     return out
 
 
@@ -173,7 +174,12 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
     """One HAProxy's stats: backends, servers up, who serves each region's traffic."""
 
     def __init__(
-        self, label: str, read: Any, region: str | None, region_of: dict[str, str], expected: tuple[str, ...] | None
+        self,
+        label: str,
+        read: Callable[[], Any],
+        region: str | None,
+        region_of: dict[str, str],
+        expected: tuple[str, ...] | None,
     ) -> None:
         self.label, self.read, self.region = label, read, region
         self.region_of, self.expected = region_of, expected
@@ -202,7 +208,7 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
             out.append(model.finding("backends", Critical, f"{self.label}: no backend with servers"))
         return out
 
-    def backend_metrics(self, backend: Backend) -> list[nagiosplugin.Metric]:
+    def backend_metrics(self, backend: StatsBackend) -> list[nagiosplugin.Metric]:
         """servers up (judged), who serves (finding), sessions and check time (perfdata)."""
         # A read-only fallback is a node counted already (or a reader, not a writer): not a server up.
         servers = [s for s in backend.servers if not s.read_only]
@@ -217,7 +223,7 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
             out.append(nagiosplugin.Metric(f"{backend.name}_check", max(checks), "ms", min=0, context="perf"))
         return out
 
-    def serving_finding(self, backend: Backend) -> model.Finding:
+    def serving_finding(self, backend: StatsBackend) -> model.Finding:
         """Who serves the backend, and whether that is another region's server."""
         serving = backend.serving
         if not serving:

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok
 from toolkit.probes.runtime import Deadline, ProbeUnknown, execute, reason
+
+if TYPE_CHECKING:
+    from toolkit.topology.model import Topology
 
 NAME = "kgt keystone"
 
@@ -139,7 +142,7 @@ def _short(exc: BaseException) -> str:
     return text[:160] or exc.__class__.__name__
 
 
-def endpoints_of(topology: Any, overrides: dict[str, str]) -> dict[str, str]:
+def endpoints_of(topology: Topology, overrides: dict[str, str]) -> dict[str, str]:
     """Region → Keystone URL: the first VIP at the keystone port, unless overridden."""
     names = [r.name for r in topology.regions]
     unknown = sorted(set(overrides) - set(names))

@@ -11,9 +11,12 @@ host, and on the site host `galera cluster` plus `keystone from <region>` for ea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.probes.runtime import line
+
+if TYPE_CHECKING:
+    from toolkit.topology.model import Topology
 
 
 def _block(kind: str, fields: list[tuple[str, str]]) -> str:
@@ -22,7 +25,7 @@ def _block(kind: str, fields: list[tuple[str, str]]) -> str:
     return f"define {kind} {{\n{body}\n}}\n"
 
 
-def definitions(topology: Any, kgt: str, topology_path: str, hosts: bool = True) -> str:
+def definitions(topology: Topology, kgt: str, topology_path: str, hosts: bool = True) -> str:
     """The whole object configuration as text."""
     site = f"kgt-{topology.name}"
     t = f"--topology {topology_path}"

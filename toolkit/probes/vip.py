@@ -35,14 +35,18 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import nagiosplugin
 
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
 from toolkit.probes.runtime import Deadline, ProbeUnknown, execute
+
+if TYPE_CHECKING:
+    from toolkit.topology.model import Host, Topology, Vip
 
 NAME = "kgt vip"
 
@@ -79,7 +83,7 @@ def local_addresses(addr_json: Path | None, deadline: Deadline) -> set[str]:
 class HostVips(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """The VIPs one proxy holds, against those it should be MASTER for."""
 
-    def __init__(self, topology: Any, host: Any, held: Any) -> None:
+    def __init__(self, topology: Topology, host: Host, held: Callable[[], set[str]]) -> None:
         self.topology, self.host, self.held = topology, host, held
 
     def probe(self) -> list[nagiosplugin.Metric]:
@@ -142,7 +146,7 @@ class HostVips(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
 class SiteVips(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """Every VIP of the site, judged from per-host observations."""
 
-    def __init__(self, topology: Any, observed: dict[str, set[str]]) -> None:
+    def __init__(self, topology: Topology, observed: dict[str, set[str]]) -> None:
         self.topology, self.observed = topology, observed
 
     def probe(self) -> list[nagiosplugin.Metric]:
@@ -159,7 +163,7 @@ class SiteVips(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
         return out
 
 
-def judge_site(vip: Any, holders: list[str], region_of: dict[str, str]) -> model.Finding:
+def judge_site(vip: Vip, holders: list[str], region_of: dict[str, str]) -> model.Finding:
     """Nobody or twice: CRITICAL; another region: CRITICAL; not its MASTER: WARNING."""
     what = f"{vip.name} ({vip.address})"
     if not holders:
@@ -174,7 +178,7 @@ def judge_site(vip: Any, holders: list[str], region_of: dict[str, str]) -> model
     return Ok, f"{what} on {holder}"
 
 
-def _observations(topology: Any, observe: dict[str, str], extra: dict[str, set[str]]) -> dict[str, set[str]]:
+def _observations(topology: Topology, observe: dict[str, str], extra: dict[str, set[str]]) -> dict[str, set[str]]:
     proxies = [h.name for h in topology.with_role("keepalived")]
     unknown = sorted(set(observe) - {h.name for h in topology.hosts})
     if unknown:
@@ -234,7 +238,7 @@ def main(
     return execute(NAME, make, timeout=timeout, verbose=verbose)
 
 
-def _this_host(topology: Any) -> str:
+def _this_host(topology: Topology) -> str:
     """This machine's name in the topology: the hostname, or its first label."""
     full = socket.gethostname()
     for candidate in (full, full.split(".")[0]):

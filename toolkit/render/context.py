@@ -68,7 +68,7 @@ def regions_by_distance(topology: Topology, region: Region) -> list[Region]:
 
 
 @dataclass(frozen=True)
-class Backend:
+class ServerLine:
     """One server line of an HAProxy backend.
 
     `track` names the server (`listener/server`) whose health this one copies instead of
@@ -85,7 +85,7 @@ class Backend:
         return haproxy_names.read_only_server(self.host.name) if self.track else self.host.name
 
 
-def ordered_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
+def ordered_backends(topology: Topology, region: Region, role: str) -> list[ServerLine]:
     """Servers for a listener: the first local host active, then local, then remote backups.
 
     HAProxy sends traffic to the first backup that is up, so this order is the failover
@@ -93,10 +93,10 @@ def ordered_backends(topology: Topology, region: Region, role: str) -> list[Back
     """
     local = list(region.with_role(role))
     remote = [h for r in regions_by_distance(topology, region) for h in r.with_role(role)]
-    return [Backend(h, backup=i > 0) for i, h in enumerate(local + remote)]
+    return [ServerLine(h, backup=i > 0) for i, h in enumerate(local + remote)]
 
 
-def write_backends(topology: Topology, region: Region) -> list[Backend]:
+def write_backends(topology: Topology, region: Region) -> list[ServerLine]:
     """Servers of the write listener: the failover order of `ordered_backends`, then read-only fallbacks.
 
     When no node that passes `/write` is reachable (the region is cut off from the Primary
@@ -109,16 +109,16 @@ def write_backends(topology: Topology, region: Region) -> list[Backend]:
     with 1047 (non-Primary): that is read-only mode.
     """
     fallbacks = [
-        Backend(b.host, backup=True, track=f"{haproxy_names.READ}/{b.host.name}")
+        ServerLine(b.host, backup=True, track=f"{haproxy_names.READ}/{b.host.name}")
         for b in balanced_backends(topology, region, "galera")
     ]
     return ordered_backends(topology, region, "galera") + fallbacks
 
 
-def balanced_backends(topology: Topology, region: Region, role: str) -> list[Backend]:
+def balanced_backends(topology: Topology, region: Region, role: str) -> list[ServerLine]:
     """Servers for a balanced listener: every local host active, remote hosts as backups."""
-    local = [Backend(h, backup=False) for h in region.with_role(role)]
-    remote = [Backend(h, backup=True) for r in regions_by_distance(topology, region) for h in r.with_role(role)]
+    local = [ServerLine(h, backup=False) for h in region.with_role(role)]
+    remote = [ServerLine(h, backup=True) for r in regions_by_distance(topology, region) for h in r.with_role(role)]
     return local + remote
 
 
