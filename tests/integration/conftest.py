@@ -8,6 +8,7 @@ KGT_LAB_REUSE=1 to keep a running lab between runs while developing.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +86,16 @@ def exclusive_lab_slot(why: str) -> None:
         down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
         assert down.returncode == 0, down.stderr
     subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+
+
+def drill_on(
+    lab_dir: Path, report: Path, *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list[dict[str, Any]]]:
+    """Run `kgt drill ARGS` on the lab in `lab_dir`: the run, its report.json, the expectations not met."""
+    done = kgt(*args, "--lab-dir", str(lab_dir), "--report", str(report), timeout=timeout)
+    sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
+    data = json.loads((report / "report.json").read_text())
+    return done, data, [e for e in data["expectations"] if e["ok"] is not True]
 
 
 @dataclass

@@ -10,13 +10,12 @@ torn down in a try/finally.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, exclusive_lab_slot, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
@@ -42,24 +41,19 @@ def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_r
         )
         sys.stderr.write(up.stdout[-3000:])
         assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
-        done = kgt(
+        done, data, failed = drill_on(
+            lab_dir,
+            report,
             "drill",
             "region-partition",
             "--region",
             CUT,
-            "--lab-dir",
-            str(lab_dir),
-            "--report",
-            str(report),
             "--duration",
             "32s",
             "--fault-at",
             "8s",
             timeout=600,
         )
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
-        data = json.loads((report / "report.json").read_text())
-        failed = [e for e in data["expectations"] if e["ok"] is not True]
         assert done.returncode == 0, f"{done.stdout[-1500:]}\n{failed}"
         line = done.stdout.strip().splitlines()[-1]
         assert line.startswith("PASS: ") and f"{CUT} read-only from" in line

@@ -10,13 +10,11 @@ reused lab is up. Its own lab is brought up and torn down here, in a try/finally
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, exclusive_lab_slot, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, exclusive_lab_slot, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +30,13 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
     try:
         up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(secrets), "--lab-dir", str(lab_dir), timeout=900)
         assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
-        done = kgt(
+        done, data, failed = drill_on(
+            lab_dir,
+            report,
             "drill",
             "region-partition",
             "--region",
             "r2",
-            "--lab-dir",
-            str(lab_dir),
-            "--report",
-            str(report),
             "--duration",
             "32s",
             "--fault-at",
@@ -49,9 +45,6 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
             "14s",
             timeout=400,
         )
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-1500:])
-        data = json.loads((report / "report.json").read_text())
-        failed = [e for e in data["expectations"] if e["ok"] is not True]
         assert done.returncode == 0, f"{done.stdout[-1500:]}\n{failed}"
         line = done.stdout.strip().splitlines()[-1]
         assert line.startswith("PASS: ") and "NO PRIMARY" in line and "topology flagged" in line
