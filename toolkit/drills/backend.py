@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolkit.errors import LabError
@@ -124,7 +123,7 @@ class LabBackend(Backend):
     def problems(self) -> list[str]:
         """Containers and services down, VIPs not on (only) their MASTER, cuts or delays left."""
         out: list[str] = []
-        rows = lab_status.collect(self.topology)
+        rows = lab_status.collect(self.topology, wsrep=False)  # Galera is judged over SQL, not here
         for row in rows:
             if not row.container:
                 out.append(f"{row.host}: container not running")
@@ -142,26 +141,17 @@ class LabBackend(Backend):
                     f"VIP {vip.name} {vip.address} held by {', '.join(holders) or 'nobody'}, "
                     f"not its MASTER {vip.master} alone"
                 )
-        out += self._wan_problems([r.host for r in rows if r.container])
+        out += self._wan_problems([r for r in rows if r.container])
         return out
 
-    def _wan_problems(self, hosts: list[str]) -> list[str]:
+    def _wan_problems(self, rows: list[lab_status.HostStatus]) -> list[str]:
         """Cuts, and delay or loss beyond the lab's WAN setting (`kgt lab wan`), which is the site's normal."""
         setting = network.setting()
-        script = (
-            f"iptables -S {network.CUT_CHAIN} 2>/dev/null | grep -c -- '-j DROP'; "
-            "tc qdisc show dev eth0 2>/dev/null | grep -c netem; true"
-        )
-
-        def one(name: str) -> str | None:
-            result = LabHost(name).run(script, timeout=15)
-            counts = [int(x) for x in result.stdout.split() if x.isdigit()]
-            if len(counts) == 2 and (counts[0] or (counts[1] and setting is None)):
-                return f"{name}: WAN fault left ({counts[0]} cut rules, {counts[1]} netem qdiscs)"
-            return None
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            found = [p for p in pool.map(one, hosts) if p]
+        found = [
+            f"{r.host}: WAN fault left ({r.cut_rules} cut rules, {r.netem_qdiscs} netem qdiscs)"
+            for r in rows
+            if r.cut_rules or (r.netem_qdiscs and setting is None)
+        ]
         config = network.router().run(f"cat {network.WAN_CONFIG}", timeout=15)
         if config.ok:
             try:

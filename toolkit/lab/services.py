@@ -110,11 +110,21 @@ def drop_vips(h: LabHost, vips: list[str], interface: str = "eth0") -> None:
 
 def held_vips(h: LabHost) -> list[str]:
     """IPv4 addresses on the container's interfaces that are /32 (VIPs)."""
-    result = h.run("ip -j -4 addr show", timeout=15)
-    if not result.ok:
+    result = h.run(ADDRESSES, timeout=15)
+    return vips_in(result.stdout) if result.ok else []
+
+
+ADDRESSES = "ip -j -4 addr show"  # one line of JSON
+
+
+def vips_in(addresses: str) -> list[str]:
+    """The /32 IPv4 addresses (VIPs) in the output of `ADDRESSES`."""
+    try:
+        links = json.loads(addresses or "[]")
+    except ValueError:
         return []
     held = []
-    for link in json.loads(result.stdout or "[]"):
+    for link in links:
         for info in link.get("addr_info", []):
             if info.get("prefixlen") == 32 and info.get("family") == "inet":
                 held.append(str(info["local"]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from toolkit.lab import services
 from toolkit.lab.host import LabHost
+from toolkit.lab.network import CUT_CHAIN
 from toolkit.topology.model import Host, Topology
 
 ROLE_SERVICES = {
@@ -31,27 +32,81 @@ class HostStatus:
     wsrep: str
     vips: tuple[str, ...]
     container: bool
+    cut_rules: int = 0  # DROP rules in the lab's cut chain (a partition left behind)
+    netem_qdiscs: int = 0  # netem qdiscs on eth0 (delay added inside the container)
 
 
-def host_status(topology: Topology, host: Host) -> HostStatus:
-    """Inspect one host's container."""
-    h = LabHost(host.name)
-    alive = h.run("true", timeout=10).ok
+WSREP_SHOWN = ("wsrep_cluster_status", "wsrep_local_state_comment", "wsrep_cluster_size")
+
+
+def _script(names: list[str], *, wsrep: bool, vips: bool) -> str:
+    """One shell command that reports everything `host_status` needs, one fact per line.
+
+    One `docker exec` per host, not one per fact: polling the status of a loaded lab
+    (a drill waits for health every second) must not add to its load.
+    """
+    lines = ["echo alive"]
+    for name in names:
+        pid = f"/run/kgt/{name}.pid"
+        alive = f"[ -f {pid} ] && kill -0 $(cat {pid}) 2>/dev/null"
+        lines.append(f"if {alive}; then echo svc {name} 1; else echo svc {name} 0; fi")
+    if wsrep:
+        wanted = ",".join(f"'{k}'" for k in WSREP_SHOWN)
+        query = f"SHOW GLOBAL STATUS WHERE Variable_name IN ({wanted})"
+        lines.append(f"mariadb -N -B -e \"{query}\" 2>/dev/null | sed 's/^/wsrep /'")
+    if vips:
+        lines.append(f"echo addresses $({services.ADDRESSES} 2>/dev/null)")
+    lines.append(f"echo cut $(iptables -S {CUT_CHAIN} 2>/dev/null | grep -c -- '-j DROP')")
+    lines.append("echo netem $(tc qdisc show dev eth0 2>/dev/null | grep -c netem)")
+    return "; ".join(lines) + "; true"
+
+
+def host_status(topology: Topology, host: Host, *, wsrep: bool = True) -> HostStatus:
+    """Inspect one host's container (one command; `wsrep=False` skips the SQL query)."""
     names = [s for role in sorted(host.roles) for s in ROLE_SERVICES.get(role, ())]
-    running = {name: alive and h.running(name) for name in names}
-    wsrep = "-"
-    if host.has("galera") and running.get("mariadb"):
-        s = services.galera_status(h)
-        state = f"{s.get('wsrep_cluster_status', '?')}/{s.get('wsrep_local_state_comment', '?')}"
-        wsrep = f"{state}/size={s.get('wsrep_cluster_size', '?')}"
-    vips = tuple(services.held_vips(h)) if alive and host.has("keepalived") else ()
-    return HostStatus(host.name, host.region, tuple(sorted(host.roles)), running, wsrep, vips, alive)
+    result = LabHost(host.name).run(
+        _script(names, wsrep=wsrep and host.has("galera"), vips=host.has("keepalived")), timeout=15
+    )
+    facts = result.stdout.splitlines() if result.ok else []
+    alive = "alive" in facts
+    running = dict.fromkeys(names, False)
+    state: dict[str, str] = {}
+    vips: list[str] = []
+    counts = {"cut": 0, "netem": 0}
+    for line in facts:
+        kind, _, rest = line.partition(" ")
+        if kind == "svc" and rest.rpartition(" ")[0] in running:
+            running[rest.rpartition(" ")[0]] = rest.endswith(" 1")
+        elif kind == "wsrep" and "\t" in rest:
+            key, value = rest.split("\t", 1)
+            state[key.lower()] = value
+        elif kind == "addresses":
+            vips = services.vips_in(rest)
+        elif kind in counts and rest.strip().isdigit():
+            counts[kind] = int(rest)
+    shown = "-"
+    if host.has("galera") and running.get("mariadb") and wsrep:
+        shown = (
+            f"{state.get('wsrep_cluster_status', '?')}/{state.get('wsrep_local_state_comment', '?')}"
+            f"/size={state.get('wsrep_cluster_size', '?')}"
+        )
+    return HostStatus(
+        host.name,
+        host.region,
+        tuple(sorted(host.roles)),
+        running,
+        shown,
+        tuple(vips),
+        alive,
+        cut_rules=counts["cut"],
+        netem_qdiscs=counts["netem"],
+    )
 
 
-def collect(topology: Topology) -> list[HostStatus]:
+def collect(topology: Topology, *, wsrep: bool = True) -> list[HostStatus]:
     """Status of every host, in parallel."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda h: host_status(topology, h), topology.hosts))
+        return list(pool.map(lambda h: host_status(topology, h, wsrep=wsrep), topology.hosts))
 
 
 def table(rows: list[HostStatus]) -> str:
