@@ -18,6 +18,17 @@ class DeadlineExceeded(Exception):
         super().__init__(f"{what}: not ready after {seconds:.0f}s (last: {last})")
 
 
+class Stopped(DeadlineExceeded):
+    """`stop()` said to give up before the condition held (an interrupt, a shutdown)."""
+
+    def __init__(self, what: str, seconds: float, last: object) -> None:
+        super().__init__(what, seconds, last)
+        self.args = (f"{what}: stopped after {seconds:.1f}s (last: {last})",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def poll(
     check: Callable[[], T | None],
     *,
@@ -26,13 +37,18 @@ def poll(
     interval: float = 0.25,
     max_interval: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    stop: Callable[[], bool] | None = None,
 ) -> T:
     """Call `check` until it returns something other than None/False; raise DeadlineExceeded.
 
     Exceptions listed in `retry_on` count as "not yet" and are remembered as the last
-    result, so the error that finally times out says what was seen.
+    result, so the error that finally times out says what was seen. `stop`, when given,
+    is asked between attempts and while waiting (every `STOP_SLICE` seconds): once it
+    says True, `Stopped` (a DeadlineExceeded) is raised with the last result. For a
+    fixed pace, give `max_interval=interval`.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     delay = interval
     last: object = None
     while True:
@@ -46,5 +62,23 @@ def poll(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded(what, timeout, last)
-        time.sleep(min(remaining, delay * random.uniform(0.8, 1.2)))
+        _sleep(min(remaining, delay * random.uniform(0.8, 1.2)), stop)
+        if stop is not None and stop():
+            raise Stopped(what, time.monotonic() - started, last)
         delay = min(max_interval, delay * 1.5)
+
+
+STOP_SLICE = 0.1  # how often a wait asks `stop`
+
+
+def _sleep(seconds: float, stop: Callable[[], bool] | None) -> None:
+    """Sleep `seconds`, or less once `stop()` says True."""
+    if stop is None:
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    while not stop():
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(STOP_SLICE, left))
