@@ -1,4 +1,4 @@
-"""Real-packet test of toolkit/lab/wanrouter.py in network namespaces.
+"""Real-packet test of the WAN router (toolkit/lab/wanrouter/) in network namespaces.
 
 Topology (all inside namespaces created here; the host's routing is only
 touched by ``ip route replace blackhole 10.213.0.0/16 metric 4000``):
@@ -9,7 +9,7 @@ touched by ``ip route replace blackhole 10.213.0.0/16 metric 4000``):
 
 A routes 10.213.202.0/24 via R and B routes 10.213.201.0/24 via R, so
 A<->B traffic crosses the userspace router, which runs as
-``ip netns exec R python3 toolkit/lab/wanrouter.py run``.  RTT is the
+``ip netns exec R python3 toolkit/lab/wanrouter run`` (the package folder, run as a program).  RTT is the
 duration of a TCP connect() from A to a listener in B.
 
 ``NetnsLab`` is also used by benchmarks/wan_rtt.py.
@@ -32,7 +32,7 @@ from typing import IO, Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-WANROUTER = ROOT / "toolkit" / "lab" / "wanrouter.py"
+WANROUTER = ROOT / "toolkit" / "lab" / "wanrouter"
 
 A_IP = "10.213.201.10"
 B_IP = "10.213.202.10"

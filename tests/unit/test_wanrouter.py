@@ -1,4 +1,4 @@
-"""Unit tests for the pure parts of toolkit/lab/wanrouter.py."""
+"""Unit tests for the pure parts of the WAN router (toolkit/lab/wanrouter/), through its package API."""
 
 from __future__ import annotations
 

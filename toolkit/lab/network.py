@@ -1,7 +1,7 @@
 """Cross-region network of the lab: routes through the WAN router, delay, loss and cuts.
 
 Only traffic between regions is touched. Delay and loss use `tc netem` inside the
-containers where the kernel has it, else the userspace WAN router (`wanrouter.py`),
+containers where the kernel has it, else the userspace WAN router (`wanrouter/`),
 through which every container routes the other regions' /24s. Cuts are iptables rules
 inside the cut region's containers, in a chain of their own so healing is one flush.
 The delay an operator sets with `kgt lab wan` is the lab's WAN setting: a drill's fault
