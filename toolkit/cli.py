@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit import __version__
+from toolkit.cli_options import FamilyGroup, output_format
+from toolkit.cli_options import secrets as secrets_option
+from toolkit.cli_options import topology as topology_argument
 from toolkit.errors import KgtError, SecretsError, TopologyError
 
 if TYPE_CHECKING:
@@ -31,8 +34,8 @@ LAZY = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose sub-groups are imported on first use."""
+class LazyGroup(FamilyGroup):
+    """A click group whose sub-groups are imported on first use; usage errors exit 2 (the core family)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """The core commands and every lazy group whose module is present."""
@@ -55,16 +58,6 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-secrets_opt = click.option(
-    "--secrets",
-    "secrets_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="secrets file (default: the one the topology names)",
-)
-format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 # The version from the package itself: metadata lookup fails in a checkout run as `python3 -m toolkit.cli`.
 @click.version_option(version=__version__, prog_name="kgt")
@@ -82,7 +75,7 @@ def _load(path: Path) -> Topology:
 
 
 @cli.command()
-@topology_arg
+@topology_argument()
 def validate(topology: Path) -> None:
     """Check a topology file; every error as FILE:LINE: PATH: MESSAGE."""
     model = _load(topology)
@@ -93,8 +86,8 @@ def validate(topology: Path) -> None:
 
 
 @cli.command()
-@topology_arg
-@format_opt
+@topology_argument()
+@output_format()
 @click.option(
     "--depth",
     type=click.IntRange(1, 3),
@@ -128,9 +121,9 @@ def analyze(
 
 
 @cli.command()
-@topology_arg
+@topology_argument()
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@secrets_opt
+@secrets_option
 @click.option("--force", is_flag=True, help="replace a non-empty directory kgt did not write")
 def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) -> None:
     """Render every per-host config into OUTPUT/<host>/, plus dns/, sql/ and manifest.json."""
@@ -145,9 +138,9 @@ def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) ->
 
 
 @cli.command()
-@topology_arg
+@topology_argument()
 @click.option("--against", required=True, type=click.Path(file_okay=False, path_type=Path))
-@secrets_opt
+@secrets_option
 def diff(topology: Path, against: Path, secrets_path: Path | None) -> None:
     """Show what a render would change in AGAINST (secrets masked) and the reload plan."""
     from toolkit import secretstore
@@ -170,13 +163,13 @@ def diff(topology: Path, against: Path, secrets_path: Path | None) -> None:
         click.echo(f"{i}. {step}")
 
 
-@cli.group()
+@cli.group(cls=FamilyGroup)
 def secrets() -> None:
     """Generate and rotate the secrets a topology needs (values are never printed)."""
 
 
 @secrets.command("init")
-@topology_arg
+@topology_argument()
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), help="default: the topology's")
 def secrets_init(topology: Path, path: Path | None) -> None:
     """Create or complete the secrets file with strong random values (mode 0600)."""

@@ -1,10 +1,15 @@
-"""Click option helpers shared by the command groups (`kgt check`, `kgt drill`, …)."""
+"""What every command group shares: its options, defined once, and its usage-error exit code.
+
+Model: Patroni's `patroni/ctl.py`. `--format table|json`, the topology (first argument)
+and `--secrets` mean the same in every command; `FamilyGroup` is the one way a group
+turns a usage error into its family's exit code (README: "Exit codes").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -23,6 +28,18 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
     assert isinstance(seconds, float)
     return seconds
+
+
+def duration_option(*decls: str, default: str | None, help: str, show_default: bool = True) -> Callable[[F], F]:
+    """An option whose value is a duration (`--timeout 5s`), given to the command in seconds."""
+    return click.option(
+        *decls,
+        default=default,
+        callback=duration,
+        show_default=show_default and default is not None,
+        metavar="DURATION",
+        help=help,
+    )
 
 
 FORMATS = ("table", "json")
@@ -99,3 +116,56 @@ def topology(*, required: bool = True, help_default: str | None = None) -> Calla
 def _remember_legacy(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
     if value is not None:
         ctx.params["legacy_topology"] = value
+
+
+def secrets(func: F) -> F:
+    """`--secrets FILE` (parameter `secrets_path`): default, the secrets file the topology names."""
+    return click.option(
+        "--secrets",
+        "secrets_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="secrets file (default: the one the topology names)",
+    )(func)
+
+
+UsageErrorHandler = Callable[[click.UsageError, click.Context], None]
+
+
+class FamilyGroup(click.Group):
+    """A command group whose usage errors exit with its family's code: `usage_exit`.
+
+    Click exits 2 on a usage error, which a monitoring system reads as CRITICAL: the
+    check and probe families say 3 (UNKNOWN) instead. A usage error of the group itself
+    (`kgt probe --bogus`) and of any sub-command is caught here; `on_usage_error` prints
+    it (default: click's own message on stderr). Give the family's code as
+    `@click.group(cls=FamilyGroup, usage_exit=3)`.
+    """
+
+    def __init__(
+        self, *args: Any, usage_exit: int = 2, on_usage_error: UsageErrorHandler | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_exit = usage_exit
+        self.on_usage_error = on_usage_error or _show
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the group's own options; a usage error exits `usage_exit`."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            self._fail(exc, ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; its usage errors (an unknown command included) exit `usage_exit`."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            self._fail(exc, ctx)
+
+    def _fail(self, exc: click.UsageError, ctx: click.Context) -> NoReturn:
+        self.on_usage_error(exc, ctx)
+        ctx.exit(self.usage_exit)
+
+
+def _show(exc: click.UsageError, _ctx: click.Context) -> None:
+    exc.show()

@@ -1,4 +1,9 @@
-"""The one exception hierarchy of kgt; the CLI turns these into one line and an exit code."""
+"""The one exception hierarchy of kgt; the CLI turns these into one line and an exit code.
+
+Stdlib only, so a probe importing it pays for nothing. The exception: `lab/wanrouter.py`
+keeps its own ConfigError/SetupError, because it runs alone in a container as a plain
+stdlib program that cannot import `toolkit`.
+"""
 
 from __future__ import annotations
 
@@ -56,3 +61,56 @@ class LabError(KgtError):
 
 class CheckError(KgtError):
     """A check could not be carried out (as opposed to a check that found a fault)."""
+
+
+class CheckAborted(CheckError):
+    """A check that ended early with a state; its message is the reason, `str()` adds the state.
+
+    `UNKNOWN: <reason>` is written here once, not in every message. A message that
+    already starts with the state (written before this class added it) is not prefixed twice.
+    """
+
+    state = "UNKNOWN"
+
+    @property
+    def reason(self) -> str:
+        """The message without the state."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        prefix = f"{self.state}: "
+        return self.reason if self.reason.startswith(prefix) else prefix + self.reason
+
+
+class CannotCheck(CheckAborted):
+    """The check could not be carried out (credentials, secrets, topology): UNKNOWN."""
+
+    exit_code = 3
+    state = "UNKNOWN"
+
+
+class NothingReachable(CheckAborted):
+    """No node or endpoint could be reached at all: CRITICAL."""
+
+    exit_code = 2
+    state = "CRITICAL"
+
+
+class ProbeUnknown(KgtError):
+    """A probe could not be carried out (bad input, rejected credentials): the probe edge says UNKNOWN."""
+
+    exit_code = 3
+
+
+class TargetUnreachable(KgtError):
+    """A probe's target did not answer, or answered with an error: a CRITICAL finding, not a failed probe."""
+
+    exit_code = 2
+
+
+class ProbeTimeout(BaseException):
+    """The `-t` deadline of a probe passed.
+
+    A BaseException on purpose: libraries the probes use catch `Exception` broadly
+    (haproxy-stats turns any error into a log line), and a deadline must not be swallowed.
+    """

@@ -50,11 +50,11 @@ def healthy_probes(lab: Lab) -> list[tuple[str, ...]]:
     t = str(lab.topology_path)
     dns_server = str(lab.topology.with_role("dns")[0].address)
     return [
-        ("galera", "--topology", t, "--node", "r1-db1"),
-        ("cluster", "--topology", t),
-        ("haproxy", "--topology", t, "--proxy", "r1-proxy1"),
-        ("keystone", "--topology", t, "--issue-region", "r1"),
-        ("dns", "--topology", t, "--server", dns_server),
+        ("galera", t, "--node", "r1-db1"),
+        ("cluster", t),
+        ("haproxy", t, "--proxy", "r1-proxy1"),
+        ("keystone", t, "--issue-region", "r1"),
+        ("dns", t, "--server", dns_server),
     ]
 
 
@@ -67,7 +67,7 @@ def test_every_probe_is_ok_on_the_healthy_lab(lab: Lab) -> None:
 
 def test_vip_probe_on_each_proxy_as_nrpe_would(lab: Lab) -> None:
     for host in lab.topology.with_role("keepalived"):
-        done = lab.host(host.name).run("kgt probe vip --topology /etc/kgt/topology.yaml", timeout=60)
+        done = lab.host(host.name).run("kgt probe vip /etc/kgt/topology.yaml", timeout=60)
         assert done.rc == 0, done.stdout + done.stderr
         assert STATUS.match(done.stdout.splitlines()[0])
 
@@ -87,14 +87,14 @@ def test_galera_host_forced_unhealthy_makes_haproxy_warn_naming_the_serving_regi
         line = until(
             lab,
             "WARNING",
-            ("haproxy", "--topology", t, "--proxy", "r1-proxy1"),
+            ("haproxy", t, "--proxy", "r1-proxy1"),
             15,
             lambda text: "galera-write" in text,
         )
         assert "served by region r2" in line
     finally:
         r1.run("rm -f /etc/kgt/maintenance")
-    until(lab, "OK", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 20)
+    until(lab, "OK", ("haproxy", t, "--proxy", "r1-proxy1"), 20)
 
 
 def test_keystone_stopped_in_r1_warns_on_haproxy_and_keystone_stays_ok(lab: Lab) -> None:
@@ -102,15 +102,13 @@ def test_keystone_stopped_in_r1_warns_on_haproxy_and_keystone_stays_ok(lab: Lab)
     host = lab.topology.host("r1-db1")
     services.stop_keystone(lab.host(host.name))
     try:
-        line = until(
-            lab, "WARNING", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 15, lambda text: "keystone" in text
-        )
+        line = until(lab, "WARNING", ("haproxy", t, "--proxy", "r1-proxy1"), 15, lambda text: "keystone" in text)
         assert "keystone-api of r1 served by region" in line
-        code, _, line = probe(lab, "keystone", "--topology", t, "--issue-region", "r1")
+        code, _, line = probe(lab, "keystone", t, "--issue-region", "r1")
         assert code == 0, line
     finally:
         services.start_keystone(lab.host(host.name), host)
-    until(lab, "OK", ("haproxy", "--topology", t, "--proxy", "r1-proxy1"), 60)
+    until(lab, "OK", ("haproxy", t, "--proxy", "r1-proxy1"), 60)
 
 
 def test_other_fernet_keys_make_keystone_critical_naming_the_region(lab: Lab) -> None:
@@ -119,12 +117,12 @@ def test_other_fernet_keys_make_keystone_critical_naming_the_region(lab: Lab) ->
     h.run("mv /etc/keystone/fernet-keys /etc/keystone/fernet-keys.kgt-saved")
     try:
         services.keystone_manage(h, "fernet_setup --keystone-user root --keystone-group root")
-        _code, state, line = probe(lab, "keystone", "--topology", t, "--issue-region", "r1")
+        _code, state, line = probe(lab, "keystone", t, "--issue-region", "r1")
         assert state == "CRITICAL", line
         assert "r3" in line.split("|")[0] and "r2" not in line.split("|")[0]
     finally:
         h.run("rm -rf /etc/keystone/fernet-keys && mv /etc/keystone/fernet-keys.kgt-saved /etc/keystone/fernet-keys")
-    assert probe(lab, "keystone", "--topology", t, "--issue-region", "r1")[0] == 0
+    assert probe(lab, "keystone", t, "--issue-region", "r1")[0] == 0
 
 
 def test_r3_isolated_cluster_degrades_and_r3_galera_is_critical(lab: Lab) -> None:
@@ -132,16 +130,16 @@ def test_r3_isolated_cluster_degrades_and_r3_galera_is_critical(lab: Lab) -> Non
     assert lab.kgt("lab", "wan", "--cut", "r3").returncode == 0
     try:
         # Right after the cut r3 may still think it is Primary (a view change in progress).
-        line = until(lab, "WARNING", ("cluster", "--topology", t), 40, lambda text: "r3-db1 non-primary" in text)
-        _, state, line = probe(lab, "cluster", "--topology", t, "-c", "0")
+        line = until(lab, "WARNING", ("cluster", t), 40, lambda text: "r3-db1 non-primary" in text)
+        _, state, line = probe(lab, "cluster", t, "-c", "0")
         assert state == "CRITICAL", line
-        _, state, line = probe(lab, "galera", "--topology", t, "--node", "r3-db1")
+        _, state, line = probe(lab, "galera", t, "--node", "r3-db1")
         assert state == "CRITICAL" and "non-Primary" in line, line
-        _, state, line = probe(lab, "galera", "--topology", t, "--node", "r1-db1")
+        _, state, line = probe(lab, "galera", t, "--node", "r1-db1")
         assert state in ("OK", "WARNING"), line  # Primary; size 2 of 3 may warn
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0
-    until(lab, "OK", ("cluster", "--topology", t), 40)
+    until(lab, "OK", ("cluster", t), 40)
 
 
 def test_vip_held_by_no_proxy_is_critical(lab: Lab) -> None:
@@ -150,7 +148,7 @@ def test_vip_held_by_no_proxy_is_critical(lab: Lab) -> None:
     for host in proxies:
         lab.host(host.name).stop("keepalived")
     try:
-        _, state, line = probe(lab, "vip", "--topology", t, "--all", *observations(lab))
+        _, state, line = probe(lab, "vip", t, "--all", *observations(lab))
         assert state == "CRITICAL" and "r1-vip1" in line, line
     finally:
         for host in proxies:
@@ -160,7 +158,7 @@ def test_vip_held_by_no_proxy_is_critical(lab: Lab) -> None:
         while str(vip.address) not in services.held_vips(lab.host(vip.master)):
             assert time.monotonic() < deadline, f"{vip.name} not back on {vip.master}"
             time.sleep(0.5)
-    assert probe(lab, "vip", "--topology", t, "--all", *observations(lab))[1] == "OK"
+    assert probe(lab, "vip", t, "--all", *observations(lab))[1] == "OK"
 
 
 def test_host_that_does_not_answer_is_critical_within_the_timeout(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -81,7 +81,7 @@ def loopback_cluster() -> Iterator[LoopbackCluster]:
 
 
 def topo(cluster: LoopbackCluster) -> list[str]:
-    return ["--topology", str(cluster.topology_path)]
+    return [str(cluster.topology_path)]
 
 
 def test_galera_every_node_ok(loopback_cluster: LoopbackCluster) -> None:

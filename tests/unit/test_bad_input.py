@@ -118,3 +118,41 @@ def test_usage_errors_exit_2(tmp_path: Path, kgt_process) -> None:  # type: igno
     assert kgt_process("render", case, "-o", tmp_path / "out", "--bogus").code == 2
     assert kgt_process("render", tmp_path, "-o", tmp_path / "out").code == 2  # a directory, not a file
     assert not (tmp_path / "out").exists()
+
+
+def _topology_with(tmp_path: Path, third_line: bytes) -> Path:
+    """A topology whose third line holds `third_line` (the first two are fine)."""
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"name: x\nregions:\n  - name: " + third_line + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("command", [("validate",), ("render", "-o", "out"), ("analyze",)])
+def test_not_utf8_is_one_line_with_its_line_number(tmp_path: Path, kgt_process, command) -> None:  # type: ignore[no-untyped-def]
+    path = _topology_with(tmp_path, b"r\xe9gion")  # Latin-1, not UTF-8
+    result = kgt_process(command[0], path, *command[1:], cwd=tmp_path)
+    assert result.code == 1, result
+    assert result.out == "" and "Traceback" not in result.err
+    assert result.err == f"{path}:3: not UTF-8 text: byte 0xe9 in column 12 (save the file as UTF-8)\n"
+    assert "codec" not in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_utf8_is_one_unknown_line_for_a_probe_and_a_check(tmp_path: Path, kgt_process) -> None:  # type: ignore[no-untyped-def]
+    path = _topology_with(tmp_path, b"\xff\xfe")
+    probe = kgt_process("probe", "cluster", path)
+    assert probe.code == 3 and "Traceback" not in probe.err
+    assert (
+        probe.out
+        == f"KGT CLUSTER UNKNOWN - {path}:3: not UTF-8 text: byte 0xff in column 11 (save the file as UTF-8)\n"
+    )
+    check = kgt_process("check", "quorum", path)
+    assert check.code == 3 and check.out == ""
+    assert check.err == f"kgt: UNKNOWN: {path}:3: not UTF-8 text: byte 0xff in column 11 (save the file as UTF-8)\n"
+
+
+def test_a_control_character_is_one_line_with_its_line_number(tmp_path: Path, kgt) -> None:  # type: ignore[no-untyped-def]
+    path = _topology_with(tmp_path, b"r1\x00")
+    result = kgt("validate", path)
+    assert result.code == 1 and result.out == ""
+    assert result.err == f"{path}:3: character U+0000 is not allowed in YAML (a control character)\n"

@@ -182,3 +182,67 @@ def test_internal_errors_are_one_line_exit_70(kgt, monkeypatch: pytest.MonkeyPat
 def test_module_runs_as_a_script(kgt_process) -> None:  # type: ignore[no-untyped-def]
     result = kgt_process("validate", EXAMPLE)
     assert result.code == 0 and "ok: 3 regions" in result.out
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--bogus"], 2),  # core
+        (["validate", "--bogus", EXAMPLE], 2),
+        (["secrets", "--bogus"], 2),
+        (["lab", "--bogus"], 2),
+        (["lab", "status", "--format", "xml"], 2),
+        (["health", "--bogus"], 2),
+        (["health", "check", "--port", "0"], 2),
+        (["check", "--bogus"], 3),  # a check that cannot run is UNKNOWN
+        (["check", "quorum", EXAMPLE, "--bogus"], 3),
+    ],
+)
+def test_each_family_has_its_usage_exit_code(kgt, args: list[str], code: int) -> None:  # type: ignore[no-untyped-def]
+    result = kgt(*args)
+    assert result.code == code, result
+    assert "Error:" in result.err and "Traceback" not in result.err and result.out == ""
+
+
+def test_family_group_exits_with_its_code_and_prints_with_its_handler() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from toolkit.cli_options import FamilyGroup
+
+    seen: list[str] = []
+
+    @click.group(cls=FamilyGroup, usage_exit=7, on_usage_error=lambda exc, ctx: seen.append(exc.format_message()))
+    def family() -> None:
+        """A toy family."""
+
+    @family.command()
+    @click.argument("name")
+    def hello(name: str) -> None:
+        click.echo(f"hello {name}")
+
+    runner = CliRunner()
+    assert runner.invoke(family, ["hello", "you"]).output == "hello you\n"
+    assert runner.invoke(family, ["hello"]).exit_code == 7
+    assert runner.invoke(family, ["nosuch"]).exit_code == 7
+    assert runner.invoke(family, ["--bogus"]).exit_code == 7
+    assert seen == ["Missing argument 'NAME'.", "No such command 'nosuch'.", "No such option '--bogus'."]
+
+
+def test_core_commands_take_the_legacy_topology_option_with_a_warning(kgt) -> None:  # type: ignore[no-untyped-def]
+    result = kgt("validate", "--topology", EXAMPLE)
+    assert result.code == 0
+    assert result.out == f"{EXAMPLE}: ok: 3 regions, 9 hosts, 3 voters, total weight 3\n"
+    assert result.err.startswith("kgt: --topology is deprecated") and result.err.count("\n") == 1
+    both = kgt("validate", EXAMPLE, "--topology", EXAMPLE)
+    assert both.code == 2 and "give the topology once" in both.err
+
+
+def test_check_errors_say_their_state_once() -> None:
+    from toolkit.errors import CannotCheck, NothingReachable
+
+    assert str(CannotCheck("no Primary")) == "UNKNOWN: no Primary"
+    assert str(NothingReachable("cannot connect")) == "CRITICAL: cannot connect"
+    assert CannotCheck("x").reason == "x" and CannotCheck("x").exit_code == 3 and NothingReachable("x").exit_code == 2
+    # A message written before the state was added at the edge is not prefixed twice.
+    assert str(CannotCheck("UNKNOWN: bad mode")) == "UNKNOWN: bad mode"

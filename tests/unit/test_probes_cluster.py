@@ -186,7 +186,7 @@ def test_nobody_answering_for_credentials_is_unknown(tmp_path: Path, monkeypatch
 def test_nobody_reachable_is_critical_as_a_subprocess(tmp_path: Path) -> None:
     # The example topology's 10.213.x addresses are not routed on a test machine (or are
     # blackholed): every node is unreachable or times out, which is CRITICAL, within -t.
-    out = run("cluster", "--topology", str(example_topology(tmp_path)), "-t", "3")
+    out = run("cluster", str(example_topology(tmp_path)), "-t", "3")
     assert out.state in ("CRITICAL", "UNKNOWN"), out.stdout
     assert out.seconds < 3 + 1 + 1.5
     if out.state == "CRITICAL":

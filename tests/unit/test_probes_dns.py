@@ -77,9 +77,7 @@ def server() -> Iterator[FakeDns]:
 
 
 def probe(tmp_path: Path, fake: FakeDns, *extra: str) -> object:
-    return run(
-        "dns", "--topology", str(example_topology(tmp_path)), "--server", "127.0.0.1", "-p", str(fake.port), *extra
-    )
+    return run("dns", str(example_topology(tmp_path)), "--server", "127.0.0.1", "-p", str(fake.port), *extra)
 
 
 def test_right_records_are_ok(tmp_path: Path, server: FakeDns) -> None:

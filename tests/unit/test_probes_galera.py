@@ -32,7 +32,7 @@ def one_line(out: object) -> None:
         (["galera", "--bogus"], "No such option '--bogus'"),
         (["galera", "-P", "notaport"], "'notaport' is not a valid integer"),
         (["galera", "-t", "-1"], "-1"),
-        (["cluster"], "Missing option '--topology'"),
+        (["cluster"], "Missing argument 'TOPOLOGY'"),
         (["--bogus"], "No such option '--bogus'"),
     ],
 )
@@ -46,7 +46,7 @@ def test_bad_arguments_are_one_unknown_line(args: list[str], fragment: str) -> N
 def test_bad_topology_is_unknown_with_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "t.yaml"
     bad.write_text("name: x\nregions: 7\n")
-    out = run("galera", "--topology", str(bad), "--node", "x")
+    out = run("galera", str(bad), "--node", "x")
     assert out.state == "UNKNOWN", out.stdout
     assert str(bad) in out.text
     one_line(out)
@@ -55,13 +55,13 @@ def test_bad_topology_is_unknown_with_file_and_line(tmp_path: Path) -> None:
 def test_missing_secrets_file_is_unknown(tmp_path: Path) -> None:
     topology = example_topology(tmp_path)
     (tmp_path / "example.secrets.yaml").unlink()
-    out = run("galera", "--topology", str(topology), "--node", "r1-db1")
+    out = run("galera", str(topology), "--node", "r1-db1")
     assert out.state == "UNKNOWN", out.stdout
     assert "secrets file not found" in out.text
 
 
 def test_unknown_node_is_unknown(tmp_path: Path) -> None:
-    out = run("galera", "--topology", str(example_topology(tmp_path)), "--node", "r9-db1")
+    out = run("galera", str(example_topology(tmp_path)), "--node", "r9-db1")
     assert out.state == "UNKNOWN", out.stdout
     assert "no host 'r9-db1'" in out.text and "r1-db1" in out.text
 
@@ -82,9 +82,7 @@ def test_unreachable_node_is_critical(tmp_path: Path) -> None:
 
 def test_node_from_topology_is_named_in_the_line(tmp_path: Path) -> None:
     port = free_port()
-    out = run(
-        "galera", "--topology", str(example_topology(tmp_path)), "--node", "r2-db1", "-H", "127.0.0.1", "-P", str(port)
-    )
+    out = run("galera", str(example_topology(tmp_path)), "--node", "r2-db1", "-H", "127.0.0.1", "-P", str(port))
     assert out.state == "CRITICAL", out.stdout
     assert out.text.startswith(f"r2-db1 (127.0.0.1:{port}) unreachable")
 
@@ -261,3 +259,20 @@ def test_perfdata_values_never_use_exponents() -> None:
     assert plain_number("repl_latency=3.473e-06s;;;0") == "repl_latency=0.000003473s;;;0"
     assert plain_number("'a-b'=2E+3;1;2") == "'a-b'=2000;1;2"
     assert plain_number("cluster_size=3;3:;;0") == "cluster_size=3;3:;;0"
+
+
+def test_legacy_topology_option_still_works_with_a_warning(tmp_path: Path) -> None:
+    topology = str(example_topology(tmp_path))
+    new = run("galera", topology, "--node", "r9-db1")
+    old = run("galera", "--topology", topology, "--node", "r9-db1")
+    assert old.stdout == new.stdout and old.code == new.code == 3
+    assert "--topology is deprecated" in old.stderr and "first argument" in old.stderr
+    assert new.stderr == ""
+
+
+def test_topology_given_twice_is_one_unknown_line(tmp_path: Path) -> None:
+    topology = str(example_topology(tmp_path))
+    out = run("vip", topology, "--topology", topology)
+    assert out.state == "UNKNOWN" and out.code == 3
+    assert "give the topology once" in out.text
+    one_line(out)

@@ -100,9 +100,7 @@ def stats() -> Iterator[int]:
 
 def probe(tmp_path: Path, port: int, *extra: str) -> object:
     topology = example_topology(tmp_path)
-    return run(
-        "haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port), *extra
-    )
+    return run("haproxy", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port), *extra)
 
 
 def test_healthy_proxy_is_ok_with_perfdata_per_backend(tmp_path: Path, stats: int) -> None:
@@ -187,7 +185,7 @@ def test_unreachable_stats_listener_is_critical(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connection refused
-        out = run("haproxy", "--topology", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port))
+        out = run("haproxy", str(topology), "--proxy", "r1-proxy1", "-H", "127.0.0.1", "-P", str(port))
     assert out.state == "CRITICAL", out.stdout
     assert "unreachable" in out.text and "Connection refused" in out.text
 
@@ -239,6 +237,6 @@ def test_admin_socket_reads_show_stat(tmp_path: Path) -> None:
     topology = example_topology(tmp_path)
     body = stats_csv(["UP", "UP", "UP"], ["DOWN", "DOWN", "UP"], ["UP", "UP", "UP"])
     with admin_socket(path, body):
-        out = run("haproxy", "--socket", str(path), "--topology", str(topology), "--proxy", "r1-proxy1")
+        out = run("haproxy", "--socket", str(path), str(topology), "--proxy", "r1-proxy1")
     assert out.state == "WARNING", out.stdout
     assert "galera-read of r1 served by region r3 (r3-db1, backup)" in out.text

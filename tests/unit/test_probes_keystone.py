@@ -104,7 +104,7 @@ def endpoints(ports: dict[str, int]) -> list[str]:
 
 
 def test_token_validates_everywhere_ok_with_latency_perfdata(tmp_path: Path, regions: dict[str, int]) -> None:
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), *endpoints(regions))
+    out = run("keystone", str(example_topology(tmp_path)), *endpoints(regions))
     assert out.state == "OK", out.stdout
     assert out.text == "token issued in r1 validated in r1, r2, r3"
     assert Site.seen[0] == ("r1", "issue")
@@ -116,14 +116,14 @@ def test_token_validates_everywhere_ok_with_latency_perfdata(tmp_path: Path, reg
 
 def test_region_rejecting_the_token_is_critical_and_named(tmp_path: Path, regions: dict[str, int]) -> None:
     Site.rejecting = {"r2"}
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), *endpoints(regions))
+    out = run("keystone", str(example_topology(tmp_path)), *endpoints(regions))
     assert out.state == "CRITICAL", out.stdout
     assert out.text.startswith("r2 rejected a token issued in r1 (HTTP 404): Fernet keys out of sync?")
     assert "r3" not in out.text
 
 
 def test_issue_region_can_be_chosen(tmp_path: Path, regions: dict[str, int]) -> None:
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), *endpoints(regions), "--issue-region", "r3")
+    out = run("keystone", str(example_topology(tmp_path)), *endpoints(regions), "--issue-region", "r3")
     assert out.state == "OK", out.stdout
     assert Site.seen[0] == ("r3", "issue")
     assert "issue_r3" in out.perf
@@ -137,7 +137,7 @@ def test_wrong_admin_password_is_unknown(tmp_path: Path, regions: dict[str, int]
 
 def test_latency_thresholds(tmp_path: Path, regions: dict[str, int]) -> None:
     Site.slow = {"r3": 0.3}
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), *endpoints(regions), "-w", "0.2")
+    out = run("keystone", str(example_topology(tmp_path)), *endpoints(regions), "-w", "0.2")
     assert out.state == "WARNING", out.stdout
     assert out.text.startswith("validate_r3 0.3")
     assert out.perf["validate_r3"]["warn"] == "0.2"
@@ -145,7 +145,7 @@ def test_latency_thresholds(tmp_path: Path, regions: dict[str, int]) -> None:
 
 def test_unreachable_region_is_critical(tmp_path: Path, regions: dict[str, int]) -> None:
     args = [*endpoints(regions), "--endpoint", "r3=http://127.0.0.1:1/v3"]
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), *args)
+    out = run("keystone", str(example_topology(tmp_path)), *args)
     assert out.state == "CRITICAL", out.stdout
     assert out.text.startswith("r3: http://127.0.0.1:1/v3 unreachable: [Errno 111] Connection refused")
 
@@ -153,12 +153,12 @@ def test_unreachable_region_is_critical(tmp_path: Path, regions: dict[str, int])
 def test_timeout_is_honoured_against_a_hung_endpoint(tmp_path: Path, regions: dict[str, int]) -> None:
     with silent_listener() as port:
         args = [*endpoints(regions), "--endpoint", f"r2=http://127.0.0.1:{port}/v3"]
-        out = run("keystone", "--topology", str(example_topology(tmp_path)), *args, "-t", "2")
+        out = run("keystone", str(example_topology(tmp_path)), *args, "-t", "2")
     assert out.state in ("CRITICAL", "UNKNOWN")
     assert out.seconds < 2 + 1 + 1.5, out.seconds
 
 
 def test_unknown_region_in_endpoint_is_unknown(tmp_path: Path, regions: dict[str, int]) -> None:
-    out = run("keystone", "--topology", str(example_topology(tmp_path)), "--endpoint", "r9=http://x/v3")
+    out = run("keystone", str(example_topology(tmp_path)), "--endpoint", "r9=http://x/v3")
     assert out.state == "UNKNOWN", out.stdout
     assert "unknown region r9" in out.text

@@ -41,9 +41,7 @@ def test_every_host_and_region_has_its_services(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     defs = blocks(done.stdout)
     commands = {f["command_name"]: f["command_line"] for k, f in defs if k == "command"}
-    assert commands["kgt_galera"] == (
-        "/opt/kgt/bin/kgt probe galera --topology /etc/kgt/site.yaml --node $HOSTNAME$ -t 10"
-    )
+    assert commands["kgt_galera"] == ("/opt/kgt/bin/kgt probe galera /etc/kgt/site.yaml --node $HOSTNAME$ -t 10")
     hosts = {f["host_name"]: f for k, f in defs if k == "host" and "register" not in f}
     assert set(hosts) == {
         "r1-db1",
@@ -69,7 +67,7 @@ def test_every_host_and_region_has_its_services(tmp_path: Path) -> None:
     assert services[("kgt-kgt-example", "galera cluster")] == "kgt_cluster!0!1"
     every_command = {c.split("!")[0] for c in services.values()}
     assert every_command <= set(commands)
-    assert "command[kgt_vip]=/opt/kgt/bin/kgt probe vip --topology /etc/kgt/site.yaml --host r3-proxy2" in done.stdout
+    assert "command[kgt_vip]=/opt/kgt/bin/kgt probe vip /etc/kgt/site.yaml --host r3-proxy2" in done.stdout
 
 
 def test_no_hosts_leaves_host_definitions_out(tmp_path: Path) -> None:

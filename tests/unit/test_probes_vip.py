@@ -28,7 +28,6 @@ def ip_json(tmp_path: Path, *extra: str) -> Path:
 def on_proxy(tmp_path: Path, *held: str) -> object:
     return run(
         "vip",
-        "--topology",
         str(example_topology(tmp_path)),
         "--host",
         "r1-proxy1",
@@ -64,9 +63,7 @@ def test_holding_another_regions_vip_is_critical(tmp_path: Path) -> None:
 
 
 def test_not_a_keepalived_host_is_unknown(tmp_path: Path) -> None:
-    out = run(
-        "vip", "--topology", str(example_topology(tmp_path)), "--host", "r1-db1", "--addr-json", str(ip_json(tmp_path))
-    )
+    out = run("vip", str(example_topology(tmp_path)), "--host", "r1-db1", "--addr-json", str(ip_json(tmp_path)))
     assert out.state == "UNKNOWN", out.stdout
     assert "has no keepalived role" in out.text
 
@@ -74,7 +71,7 @@ def test_not_a_keepalived_host_is_unknown(tmp_path: Path) -> None:
 def test_unparsable_ip_output_is_unknown(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("not json")
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--host", "r1-proxy1", "--addr-json", str(bad))
+    out = run("vip", str(example_topology(tmp_path)), "--host", "r1-proxy1", "--addr-json", str(bad))
     assert out.state == "UNKNOWN", out.stdout
 
 
@@ -92,7 +89,7 @@ def observations(skip: str = "", **overrides: str) -> list[str]:
 
 
 def test_all_in_place_is_ok(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all", *observations())
+    out = run("vip", str(example_topology(tmp_path)), "--all", *observations())
     assert out.state == "OK", out.stdout
     assert out.text == "all 6 VIPs held once, each by its MASTER"
     assert out.perf["vips_ok"]["value"] == "6"
@@ -100,16 +97,14 @@ def test_all_in_place_is_ok(tmp_path: Path) -> None:
 
 
 def test_vip_held_twice_is_critical(tmp_path: Path) -> None:
-    out = run(
-        "vip", "--topology", str(example_topology(tmp_path)), "--all", *observations(**{"r1-proxy2": f"{VIP1},{VIP2}"})
-    )
+    out = run("vip", str(example_topology(tmp_path)), "--all", *observations(**{"r1-proxy2": f"{VIP1},{VIP2}"}))
     assert out.state == "CRITICAL", out.stdout
     assert out.text == "r1-vip1 (10.213.1.100) held twice: r1-proxy1, r1-proxy2"
     assert out.perf["r1-vip1_holders"]["value"] == "2"
 
 
 def test_vip_held_by_nobody_is_critical(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all", *observations(**{"r3-proxy2": ""}))
+    out = run("vip", str(example_topology(tmp_path)), "--all", *observations(**{"r3-proxy2": ""}))
     assert out.state == "CRITICAL", out.stdout
     assert out.text == "r3-vip2 (10.213.3.101) held by nobody"
 
@@ -117,7 +112,6 @@ def test_vip_held_by_nobody_is_critical(tmp_path: Path) -> None:
 def test_failed_over_vip_is_warning(tmp_path: Path) -> None:
     out = run(
         "vip",
-        "--topology",
         str(example_topology(tmp_path)),
         "--all",
         *observations(**{"r2-proxy1": "", "r2-proxy2": "10.213.2.100,10.213.2.101"}),
@@ -129,7 +123,6 @@ def test_failed_over_vip_is_warning(tmp_path: Path) -> None:
 def test_local_host_counts_as_an_observation(tmp_path: Path) -> None:
     out = run(
         "vip",
-        "--topology",
         str(example_topology(tmp_path)),
         "--all",
         *observations(skip="r1-proxy1"),
@@ -142,6 +135,6 @@ def test_local_host_counts_as_an_observation(tmp_path: Path) -> None:
 
 
 def test_missing_observation_is_unknown(tmp_path: Path) -> None:
-    out = run("vip", "--topology", str(example_topology(tmp_path)), "--all", "--observe", f"r1-proxy1={VIP1}")
+    out = run("vip", str(example_topology(tmp_path)), "--all", "--observe", f"r1-proxy1={VIP1}")
     assert out.state == "UNKNOWN", out.stdout
     assert out.text.startswith("no observation for r1-proxy2, r2-proxy1")

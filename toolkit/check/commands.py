@@ -14,26 +14,21 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
-from toolkit.check.state import CannotCheck
-from toolkit.cli_options import duration as duration_option
-from toolkit.errors import KgtError, TopologyError
+from toolkit.cli_options import FamilyGroup, duration_option, output_format
+from toolkit.cli_options import secrets as secrets_option
+from toolkit.cli_options import topology as topology_argument
+from toolkit.errors import CannotCheck, KgtError, TopologyError
 
 if TYPE_CHECKING:
+    from toolkit.check.checker import VerifyReport
+    from toolkit.check.history import Op
+    from toolkit.check.workload import Options, Target
     from toolkit.secretstore import Secrets
     from toolkit.topology.model import Topology
-
-topology_arg = click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-secrets_opt = click.option(
-    "--secrets",
-    "secrets_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="secrets file (default: the one the topology names)",
-)
-format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
 def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Topology, Secrets]:
@@ -42,47 +37,28 @@ def _context(topology_path: Path, secrets_path: Path | None) -> tuple[Topology, 
     from toolkit.topology import load
 
     try:
-        topology = load(topology_path)
-        return topology, secretstore.for_topology(topology, secrets_path)
+        model = load(topology_path)
+        return model, secretstore.for_topology(model, secrets_path)
     except TopologyError as exc:
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        raise CannotCheck(f"UNKNOWN: {exc.problems[0]}{more}") from None
+        raise CannotCheck(f"{exc.problems[0]}{more}") from None
     except KgtError as exc:
-        raise CannotCheck(f"UNKNOWN: {exc}") from None
+        raise CannotCheck(str(exc)) from None
 
 
-class CheckGroup(click.Group):
-    """A group whose usage errors exit 3 (UNKNOWN), as a check that cannot run does.
-
-    Click's own code for a usage error is 2, which here would read as CRITICAL (quorum)
-    or inconclusive (verify) to a script or a monitoring system.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the sub-command; a usage error prints click's message and exits 3."""
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            exc.show()
-            ctx.exit(3)
-
-
-@click.group(cls=CheckGroup)
+# Click's own code for a usage error is 2, which here would read as CRITICAL (quorum)
+# or inconclusive (verify) to a script or a monitoring system: a check that cannot run is 3.
+@click.group(cls=FamilyGroup, usage_exit=3)
 def check() -> None:
     """Check a running cluster: quorum from every node, or a verify workload through every region."""
 
 
 @check.command()
-@topology_arg
-@secrets_opt
-@format_opt
-@click.option(
-    "--timeout",
-    default="5s",
-    callback=duration_option,
-    show_default=True,
-    metavar="DURATION",
-    help="deadline of the whole check; each node gets a 2 s connect timeout within it",
+@topology_argument()
+@secrets_option
+@output_format()
+@duration_option(
+    "--timeout", default="5s", help="deadline of the whole check; each node gets a 2 s connect timeout within it"
 )
 def quorum(topology: Path, secrets_path: Path | None, fmt: str, timeout: float) -> None:
     """Ask every Galera node (in parallel, as kgt_health) and compare with the topology.
@@ -128,7 +104,7 @@ class _Interrupts:
 
 @check.command("history")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@format_opt
+@output_format()
 def check_history(path: Path, fmt: str) -> None:
     """Re-run the verify checker on a saved history file (no cluster needed); same output and exit codes."""
     from toolkit.check import checker, history, report
@@ -136,23 +112,17 @@ def check_history(path: Path, fmt: str) -> None:
     try:
         ops = history.read(path)
     except KgtError as exc:
-        raise CannotCheck(f"UNKNOWN: {exc}") from None
+        raise CannotCheck(str(exc)) from None
     result = checker.check(ops)
     click.echo(json.dumps(result.to_json(), indent=2) if fmt == "json" else report.verify_text(result))
     click.get_current_context().exit(int(result.state))
 
 
 @check.command()
-@topology_arg
-@secrets_opt
-@format_opt
-@click.option(
-    "--duration",
-    default=None,
-    callback=duration_option,
-    metavar="DURATION",
-    help="how long to run, e.g. 60s, 5m (default 60s)",
-)
+@topology_argument()
+@secrets_option
+@output_format()
+@duration_option("--duration", default=None, help="how long to run, e.g. 60s, 5m (default 60s)")
 @click.option("--iterations", type=click.IntRange(min=0), default=None, help="iterations per region instead")
 @click.option(
     "--through",
@@ -173,28 +143,11 @@ def check_history(path: Path, fmt: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="write the history here (JSON lines; schema in toolkit/check/history.py)",
 )
-@click.option(
-    "--timeout",
-    default="5s",
-    callback=duration_option,
-    show_default=True,
-    metavar="DURATION",
-    help="deadline of every call (connect, query, commit)",
-)
-@click.option(
-    "--interval",
-    default="50ms",
-    callback=duration_option,
-    show_default=True,
-    metavar="DURATION",
-    help="pause between a region's iterations (0: as fast as it goes)",
-)
-@click.option(
+@duration_option("--timeout", default="5s", help="deadline of every call (connect, query, commit)")
+@duration_option("--interval", default="50ms", help="pause between a region's iterations (0: as fast as it goes)")
+@duration_option(
     "--settle",
     default="10s",
-    callback=duration_option,
-    show_default=True,
-    metavar="DURATION",
     help="how long the end waits for every node to be Synced before reading the final state",
 )
 @click.option(
@@ -251,7 +204,7 @@ def verify(
     the schema and that grant, and the user only when no other existing schema is granted
     to it (a drill running beside keeps its user).
     """
-    from toolkit.check import checker, history, report, workload
+    from toolkit.check import checker, workload
 
     if duration is not None and iterations is not None:
         raise click.UsageError("give --duration or --iterations, not both")
@@ -274,6 +227,22 @@ def verify(
         click.echo(workload.cleanup(model, work, admin, timeout, schema=options.schema).summary())
         return
     workload.setup(model, work, admin, verify_password, timeout, schema=options.schema)
+    result = checker.check(_run(model, work, verify_password, options, history_path))
+    cleaned = None
+    if cleanup:  # a failed cleanup is reported; it never hides the verdict
+        try:
+            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary()
+        except KgtError as exc:
+            cleaned = f"cleanup failed: {exc}"
+    facts = {"through": through, "mode": mode, "history": str(history_path) if history_path else None}
+    _print_verify(result, fmt, facts, cleaned, f"verify {model.name} through {through}, {len(work)} regions, {mode}")
+    click.get_current_context().exit(int(result.state))
+
+
+def _run(model: Topology, work: list[Target], password: str, options: Options, history_path: Path | None) -> list[Op]:
+    """Run the workload (Ctrl-C stops it), writing the history to `history_path` if given; its operations."""
+    from toolkit.check import history, workload
+
     interrupts = _Interrupts()
     sink: IO[str] | None = None
     try:
@@ -281,33 +250,27 @@ def verify(
             try:
                 sink = history_path.open("w", encoding="utf-8")
             except OSError as exc:
-                raise CannotCheck(f"UNKNOWN: {history_path}: {exc.strerror or exc}") from None
+                raise CannotCheck(f"{history_path}: {exc.strerror or exc}") from None
         recorder = history.History(sink)
         with interrupts.installed():
-            workload.run(model, work, verify_password, recorder, options, interrupts.stop, interrupts.abort)
+            workload.run(model, work, password, recorder, options, interrupts.stop, interrupts.abort)
     finally:
         if sink is not None:
             sink.close()
-    result = checker.check(recorder.ops)
-    cleaned = None
-    if cleanup:  # a failed cleanup is reported; it never hides the verdict
-        try:
-            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary()
-        except KgtError as exc:
-            cleaned = f"cleanup failed: {exc}"
+    return recorder.ops
+
+
+def _print_verify(
+    result: VerifyReport, fmt: str, facts: dict[str, str | None], cleaned: str | None, heading: str
+) -> None:
+    """The verdict as JSON (the checker's, plus how it ran) or as the heading and the report."""
+    from toolkit.check import report
+
     if fmt == "json":
-        data = result.to_json()
-        data["through"] = through
-        data["mode"] = mode
-        data["history"] = str(history_path) if history_path else None
-        data["cleanup"] = cleaned
-        click.echo(json.dumps(data, indent=2))
-    else:
-        click.echo(
-            f"verify {model.name} through {through}, {len(work)} regions, {mode}"
-            + (f", history {history_path}" if history_path else "")
-        )
-        click.echo(report.verify_text(result))
-        if cleaned:
-            click.echo(cleaned)
-    click.get_current_context().exit(int(result.state))
+        click.echo(json.dumps({**result.to_json(), **facts, "cleanup": cleaned}, indent=2))
+        return
+    history_path = facts["history"]
+    click.echo(heading + (f", history {history_path}" if history_path else ""))
+    click.echo(report.verify_text(result))
+    if cleaned:
+        click.echo(cleaned)

@@ -1,11 +1,17 @@
-"""Check states with Nagios exit codes, worst-state-wins, and the errors that end a check early."""
+"""Check states with Nagios exit codes and worst-state-wins.
+
+The errors that end a check early (CannotCheck, NothingReachable) live in toolkit.errors;
+they are importable from here too, where the checks always found them.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
 
-from toolkit.errors import CheckError
+from toolkit.errors import CannotCheck, NothingReachable
+
+__all__ = ["NETWORK_ERRORS", "CannotCheck", "NothingReachable", "State", "worst"]
 
 
 class State(enum.IntEnum):
@@ -25,18 +31,6 @@ class State(enum.IntEnum):
 def worst(states: Iterable[State]) -> State:
     """The highest state by exit code, as nagiosplugin ranks them (UNKNOWN > CRITICAL > WARNING > OK)."""
     return max(states, default=State.OK)
-
-
-class CannotCheck(CheckError):
-    """The check could not be carried out (credentials, secrets, topology): UNKNOWN."""
-
-    exit_code = int(State.UNKNOWN)
-
-
-class NothingReachable(CheckError):
-    """No node or endpoint could be reached at all: CRITICAL."""
-
-    exit_code = int(State.CRITICAL)
 
 
 # Error classes (see nodes.classify) that say "the network or the node is down", as

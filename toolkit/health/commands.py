@@ -18,6 +18,7 @@ from types import FrameType
 
 import click
 
+from toolkit.cli_options import FamilyGroup
 from toolkit.health.server import DEFAULT_DEADLINE, HealthServer, Prober
 from toolkit.health.status import DbSettings, probe
 
@@ -36,7 +37,7 @@ def _log_to_stderr() -> None:
         log.propagate = False
 
 
-@click.group(name="health")
+@click.group(name="health", cls=FamilyGroup, usage_exit=2)
 def health() -> None:
     """Galera-aware health endpoint for HAProxy (GET /write, /read, /status)."""
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from toolkit.cli_options import FamilyGroup, output_format
+from toolkit.cli_options import secrets as secrets_option
+from toolkit.cli_options import topology as topology_argument
 from toolkit.errors import KgtError, LabError, UsageError
 
 lab_dir_opt = click.option(
@@ -36,14 +39,14 @@ def _topology_of(lab_dir: Path):  # type: ignore[no-untyped-def]
     return state, load(info["topology"])
 
 
-@click.group()
+@click.group(cls=FamilyGroup, usage_exit=2)
 def lab() -> None:
     """Boot a rendered topology for real in Docker, inspect it, shape its WAN, tear it down."""
 
 
 @lab.command()
-@click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path))
+@topology_argument()
+@secrets_option
 @lab_dir_opt
 def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
     """Render TOPOLOGY and boot it: Galera, health, HAProxy, keepalived, memcached, Keystone, DNS."""
@@ -91,7 +94,7 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
 
 @lab.command()
 @lab_dir_opt
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@output_format()
 def status(lab_dir: Path, fmt: str) -> None:
     """A table: host, region, roles, service states, wsrep status, VIPs held."""
     from toolkit.lab import docker

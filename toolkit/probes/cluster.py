@@ -34,14 +34,13 @@ the region not Primary), `primary_weight` (max = total weight), `nodes_synced`,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Unknown, Warn
-from toolkit.probes.runtime import Deadline, execute
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute
 
 if TYPE_CHECKING:
     from toolkit.check.quorum import NodeVerdict, QuorumVerdict
@@ -164,25 +163,12 @@ class MissingVoters(model.Scalar):
         return nagiosplugin.Result(Ok, text, metric)
 
 
-def main(
-    *,
-    topology: Path,
-    secrets_path: Path | None,
-    user: str,
-    password_file: Path | None,
-    warning: str | None,
-    critical: str | None,
-    timeout: float,
-    verbose: int,
-) -> int:
+def main(args: ProbeArgs) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
-        from toolkit.probes import targets
-
-        model_ = targets.load(topology)
-        password = targets.password(password_file, model_, secrets_path, "health_password")
-        resource = Cluster(model_, user, password, deadline)
+        model_ = args.required_model()
+        resource = Cluster(model_, args.user, args.password(model_, "health_password"), deadline)
 
         def ok_text(results: nagiosplugin.Results) -> str:
             verdict = resource.verdict
@@ -195,13 +181,12 @@ def main(
                 )
             return str(verdict.summary)
 
-        return nagiosplugin.Check(
+        return model.check(
+            NAME,
+            ok_text,
             resource,
-            MissingVoters(resource, warning, critical),
+            MissingVoters(resource, args.warning, args.critical),
             nagiosplugin.ScalarContext("perf"),
-            model.Rule("finding"),
-            model.Summary(ok_text),
-            name=NAME,
         )
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

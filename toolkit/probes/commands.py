@@ -8,47 +8,33 @@ is one UNKNOWN line and exit 3, as a monitoring system expects, not click's exit
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from toolkit.cli_options import FamilyGroup
+from toolkit.cli_options import secrets as secrets_option
+from toolkit.cli_options import topology as topology_argument
+
 F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 PROBES = ("galera", "cluster", "haproxy", "vip", "keystone", "dns", "nagios-config")
 
 
-def _unknown(name: str, message: str) -> None:
-    from toolkit.probes.runtime import line
+def _usage_error(exc: click.UsageError, ctx: click.Context) -> None:
+    """A usage error as the probe's status line: `KGT <PROBE> UNKNOWN - …` on stdout."""
+    from toolkit.probes.runtime import unknown
 
-    click.echo(line(f"kgt {name}", "UNKNOWN", message))
-
-
-class ProbeGroup(click.Group):
-    """A group whose usage errors become `KGT <PROBE> UNKNOWN - …` and exit 3."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Parse `kgt probe`'s own options; a usage error is UNKNOWN."""
-        try:
-            return super().parse_args(ctx, args)
-        except click.ClickException as exc:
-            _unknown("probe", exc.format_message())
-            ctx.exit(3)
-            raise  # unreachable: ctx.exit raises
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the sub-command; its usage errors (and an unknown probe) are UNKNOWN."""
-        try:
-            return super().invoke(ctx)
-        except click.ClickException as exc:
-            where = getattr(exc, "ctx", None)
-            name = where.command.name if where is not None and where.command is not self else "probe"
-            message = exc.format_message()
-            if name == "probe" and "No such command" in message:
-                message += f" (probes: {', '.join(PROBES)})"
-            _unknown(name or "probe", message)
-            ctx.exit(3)
+    where = exc.ctx
+    name = where.command.name if where is not None and where.command is not ctx.command else "probe"
+    message = exc.format_message()
+    if name == "probe" and "No such command" in message:
+        message += f" (probes: {', '.join(PROBES)})"
+    click.echo(unknown(f"kgt {name or 'probe'}", message))
 
 
 def _range(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -71,6 +57,11 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
             raise click.BadParameter(f"expected NAME=VALUE, got {value!r}")
         out[key] = rest
     return out
+
+
+def _pairs_option(*decls: str, metavar: str, help: str) -> Decorator:
+    """A repeatable NAME=VALUE option, given to the probe as a dict."""
+    return click.option(*decls, multiple=True, callback=_pairs, metavar=metavar, help=help)
 
 
 def thresholds(what: str, warning: str | None = None, critical: str | None = None) -> Callable[[F], F]:
@@ -108,29 +99,14 @@ def common(func: F) -> F:
     )(func)
 
 
-def topology_options(required: bool = False, secrets: bool = True) -> Callable[[F], F]:
-    """--topology, and --secrets for probes that log in somewhere."""
+def login(user: str, *, required: bool = False) -> Callable[[F], F]:
+    """The topology, --secrets, --user and --password-file, for probes that log in somewhere."""
 
     def decorate(func: F) -> F:
-        if not secrets:
-            return click.option(
-                "--topology",
-                type=click.Path(dir_okay=False, path_type=Path),
-                required=required,
-                help="topology file: what the site should look like",
-            )(func)
-        func = click.option(
-            "--secrets",
-            "secrets_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="secrets file (default: the one the topology names)",
-        )(func)
-        return click.option(
-            "--topology",
-            type=click.Path(dir_okay=False, path_type=Path),
-            required=required,
-            help="topology file: what the site should look like",
-        )(func)
+        func = password_file(func)
+        func = click.option("--user", default=user, show_default=True)(func)
+        func = secrets_option(func)
+        return topology_argument(required=required)(func)
 
     return decorate
 
@@ -142,143 +118,121 @@ password_file = click.option(
 )
 
 
-@click.group(cls=ProbeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _run(ctx: click.Context, probe: str, opts: dict[str, Any]) -> None:
+    """Import the probe's module (only now: each pays for its own libraries) and exit with its code."""
+    from toolkit.probes.runtime import ProbeArgs
+
+    args, own = ProbeArgs.split(opts)
+    ctx.exit(importlib.import_module(f"toolkit.probes.{probe}").main(args, **own))
+
+
+def _command(name: str, summary: str, *options: Decorator) -> click.Command:
+    """`kgt probe NAME`: its options (as listed in --help), then -t and -v; it runs toolkit.probes.NAME."""
+
+    def command(ctx: click.Context, /, **opts: Any) -> None:
+        _run(ctx, name, opts)
+
+    command.__doc__ = summary
+    func: Callable[..., Any] = click.pass_context(command)
+    for option in reversed((*options, common)):
+        func = option(func)
+    return probe.command(name)(func)
+
+
+@click.group(
+    cls=FamilyGroup, usage_exit=3, on_usage_error=_usage_error, context_settings={"help_option_names": ["-h", "--help"]}
+)
 def probe() -> None:
-    """Nagios/Icinga probes: one status line with perfdata, exit 0/1/2/3."""
+    """Nagios/Icinga probes: one status line with perfdata, exit 0/1/2/3.
+
+    TOPOLOGY, the first argument, is the topology file: what the site should look like.
+    """
 
 
-@probe.command("galera")
-@click.option("-H", "--host", help="node address (default: the topology's, with --node)")
-@click.option("-P", "--port", type=click.IntRange(1, 65535), help="MariaDB port [default: topology's or 3306]")
-@click.option("--node", help="node name in the topology")
-@topology_options()
-@click.option("--user", default="kgt_health", show_default=True)
-@password_file
-@thresholds("wsrep_cluster_size (default with --topology: WARNING below the topology's voters)")
-@click.option("--fc-warning", callback=_range, help="Nagios range for wsrep_flow_control_paused (0..1)")
-@click.option("--fc-critical", callback=_range, help="Nagios range for wsrep_flow_control_paused (0..1)")
-@common
-@click.pass_context
-def galera(ctx: click.Context, /, **opts: Any) -> None:
-    """One Galera node: Primary, Synced, ready, connected; wsrep perfdata."""
-    from toolkit.probes import galera as impl
-
-    ctx.exit(impl.main(**opts))
-
-
-@probe.command("cluster")
-@topology_options(required=True)
-@click.option("--user", default="kgt_health", show_default=True)
-@password_file
-@thresholds("voters outside the Primary component", warning="0")
-@common
-@click.pass_context
-def cluster(ctx: click.Context, /, **opts: Any) -> None:
-    """The whole cluster: quorum, missing nodes per region, split brain."""
-    from toolkit.probes import cluster as impl
-
-    ctx.exit(impl.main(**opts))
-
-
-@probe.command("haproxy")
-@click.option("--url", help="stats URL, e.g. http://10.213.1.21:8404/stats")
-@click.option("-H", "--host", help="stats listener address (default: the proxy's, with --proxy)")
-@click.option("-P", "--port", type=click.IntRange(1, 65535), help="stats port [default: topology's or 8404]")
-@click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="read `show stat` from the admin socket instead of HTTP",
+galera = _command(
+    "galera",
+    "One Galera node: Primary, Synced, ready, connected; wsrep perfdata.",
+    click.option("-H", "--host", help="node address (default: the topology's, with --node)"),
+    click.option("-P", "--port", type=click.IntRange(1, 65535), help="MariaDB port [default: topology's or 3306]"),
+    click.option("--node", help="node name in the topology"),
+    login("kgt_health"),
+    thresholds("wsrep_cluster_size (default with a topology: WARNING below the topology's voters)"),
+    click.option("--fc-warning", callback=_range, help="Nagios range for wsrep_flow_control_paused (0..1)"),
+    click.option("--fc-critical", callback=_range, help="Nagios range for wsrep_flow_control_paused (0..1)"),
 )
-@click.option("--proxy", help="proxy name in the topology (maps servers to regions)")
-@topology_options()
-@click.option("--user", default="kgt", show_default=True)
-@password_file
-@thresholds("servers up per backend", critical="1:")
-@common
-@click.pass_context
-def haproxy(ctx: click.Context, /, **opts: Any) -> None:
-    """One HAProxy: backends with no server up, regions served from another region."""
-    from toolkit.probes import haproxy as impl
-
-    ctx.exit(impl.main(**opts))
 
 
-@probe.command("vip")
-@topology_options(required=True, secrets=False)
-@click.option("--host", "host_name", help="this proxy's name in the topology [default: hostname]")
-@click.option("--all", "all_hosts", is_flag=True, help="judge every VIP of the site from --observe")
-@click.option(
-    "--observe",
-    multiple=True,
-    callback=_pairs,
-    metavar="HOST=IP[,IP…]",
-    help="with --all: the addresses HOST holds (repeatable; HOST= for none)",
+cluster = _command(
+    "cluster",
+    "The whole cluster: quorum, missing nodes per region, split brain.",
+    login("kgt_health", required=True),
+    thresholds("voters outside the Primary component", warning="0"),
 )
-@click.option(
-    "--addr-json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    hidden=True,
-    help="read `ip -j addr` output from a file (tests)",
+
+
+haproxy = _command(
+    "haproxy",
+    "One HAProxy: backends with no server up, regions served from another region.",
+    click.option("--url", help="stats URL, e.g. http://10.213.1.21:8404/stats"),
+    click.option("-H", "--host", help="stats listener address (default: the proxy's, with --proxy)"),
+    click.option("-P", "--port", type=click.IntRange(1, 65535), help="stats port [default: topology's or 8404]"),
+    click.option(
+        "--socket",
+        "socket_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="read `show stat` from the admin socket instead of HTTP",
+    ),
+    click.option("--proxy", help="proxy name in the topology (maps servers to regions)"),
+    login("kgt"),
+    thresholds("servers up per backend", critical="1:"),
 )
-@common
-@click.pass_context
-def vip(ctx: click.Context, /, **opts: Any) -> None:
-    """VRRP: this host holds exactly its MASTER VIPs; with --all, none held twice or by nobody."""
-    from toolkit.probes import vip as impl
-
-    ctx.exit(impl.main(**opts))
 
 
-@probe.command("keystone")
-@topology_options()
-@click.option(
-    "--endpoint",
-    "endpoints",
-    multiple=True,
-    callback=_pairs,
-    metavar="REGION=URL",
-    help="Keystone v3 URL of a region (repeatable; default: first VIP of each region)",
+vip = _command(
+    "vip",
+    "VRRP: this host holds exactly its MASTER VIPs; with --all, none held twice or by nobody.",
+    topology_argument(),
+    click.option("--host", "host_name", help="this proxy's name in the topology [default: hostname]"),
+    click.option("--all", "all_hosts", is_flag=True, help="judge every VIP of the site from --observe"),
+    _pairs_option(
+        "--observe", metavar="HOST=IP[,IP…]", help="with --all: the addresses HOST holds (repeatable; HOST= for none)"
+    ),
+    click.option(
+        "--addr-json",
+        type=click.Path(dir_okay=False, path_type=Path),
+        hidden=True,
+        help="read `ip -j addr` output from a file (tests)",
+    ),
 )
-@click.option("--issue-region", help="region whose endpoint issues the token [default: the first]")
-@click.option("--user", default="admin", show_default=True)
-@click.option("--project", default="admin", show_default=True)
-@click.option("--domain", default="Default", show_default=True)
-@password_file
-@thresholds("issue and validate latency in seconds")
-@common
-@click.pass_context
-def keystone(ctx: click.Context, /, **opts: Any) -> None:
-    """Issue a token in one region, validate it in every region (Fernet keys in sync)."""
-    from toolkit.probes import keystone as impl
-
-    ctx.exit(impl.main(**opts))
 
 
-@probe.command("dns")
-@topology_options(secrets=False)
-@click.option(
-    "--expect",
-    "expected",
-    multiple=True,
-    callback=_pairs,
-    metavar="FQDN=IP[,IP…]",
-    help="a name and its addresses, instead of (or besides) the topology's",
+_ENDPOINT = "Keystone v3 URL of a region (repeatable; default: first VIP of each region)"
+keystone = _command(
+    "keystone",
+    "Issue a token in one region, validate it in every region (Fernet keys in sync).",
+    login("admin"),
+    _pairs_option("--endpoint", "endpoints", metavar="REGION=URL", help=_ENDPOINT),
+    click.option("--issue-region", help="region whose endpoint issues the token [default: the first]"),
+    click.option("--project", default="admin", show_default=True),
+    click.option("--domain", default="Default", show_default=True),
+    thresholds("issue and validate latency in seconds"),
 )
-@click.option("--server", help="DNS server address [default: the system resolver]")
-@click.option("-p", "--port", type=click.IntRange(1, 65535), default=53, show_default=True)
-@thresholds("the slowest resolve time in seconds")
-@common
-@click.pass_context
-def dns(ctx: click.Context, /, **opts: Any) -> None:
-    """Every regional endpoint name resolves to exactly the topology's VIPs."""
-    from toolkit.probes import dns as impl
 
-    ctx.exit(impl.main(**opts))
+
+_EXPECT = "a name and its addresses, instead of (or besides) the topology's"
+dns = _command(
+    "dns",
+    "Every regional endpoint name resolves to exactly the topology's VIPs.",
+    topology_argument(required=False),
+    _pairs_option("--expect", "expected", metavar="FQDN=IP[,IP…]", help=_EXPECT),
+    click.option("--server", help="DNS server address [default: the system resolver]"),
+    click.option("-p", "--port", type=click.IntRange(1, 65535), default=53, show_default=True),
+    thresholds("the slowest resolve time in seconds"),
+)
 
 
 @probe.command("nagios-config")
-@click.argument("topology", type=click.Path(dir_okay=False, path_type=Path))
+@topology_argument()
 @click.option(
     "--kgt",
     "kgt_path",

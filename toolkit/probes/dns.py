@@ -24,9 +24,10 @@ from pathlib import Path
 
 import nagiosplugin
 
+from toolkit.errors import ProbeUnknown
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok
-from toolkit.probes.runtime import Deadline, ProbeUnknown, execute
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute
 
 NAME = "kgt dns"
 
@@ -128,35 +129,24 @@ def expected_names(topology_path: Path | None, extra: dict[str, str]) -> dict[st
     return out
 
 
-def main(
-    *,
-    topology: Path | None,
-    expected: dict[str, str],
-    server: str | None,
-    port: int,
-    warning: str | None,
-    critical: str | None,
-    timeout: float,
-    verbose: int,
-) -> int:
+def main(args: ProbeArgs, *, expected: dict[str, str], server: str | None, port: int) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
-        names = expected_names(topology, expected)
+        names = expected_names(args.topology, expected)
         if not names:
-            raise ProbeUnknown("nothing to check: give --topology (with VIPs) or --expect NAME=IP,…")
+            raise ProbeUnknown("nothing to check: give a topology (with VIPs) or --expect NAME=IP,…")
 
         def ok_text(results: nagiosplugin.Results) -> str:
             slowest = results["resolve_time"].metric.value
             return f"{len(names)} endpoint names resolve to their VIPs (slowest {slowest * 1000:.0f} ms)"
 
-        return nagiosplugin.Check(
+        return model.check(
+            NAME,
+            ok_text,
             Names(names, server, port, deadline),
-            model.Scalar("latency", warning, critical, label="slowest resolve"),
+            model.Scalar("latency", args.warning, args.critical, label="slowest resolve"),
             nagiosplugin.ScalarContext("perf"),
-            model.Rule("finding"),
-            model.Summary(ok_text),
-            name=NAME,
         )
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

@@ -8,7 +8,7 @@ States
   within the time budget (a node that cannot be asked is down for its clients: this is
   the check_mysql convention); wsrep off; cluster size or flow control outside -c.
 - WARNING: local state Donor/Desynced (a deliberate desync, e.g. a backup or SST
-  donor); cluster size or flow control outside -w; by default with --topology, a
+  donor); cluster size or flow control outside -w; by default with a topology, a
   cluster size below the topology's voters (Galera nodes + garbd).
 - UNKNOWN: credentials rejected (or another server-side refusal), bad arguments, no
   result within -t.
@@ -23,14 +23,14 @@ recv_queue, send_queue, repl_latency (s, EVS average), cert_failures (c).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import nagiosplugin
 
+from toolkit.errors import ProbeUnknown, TargetUnreachable
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
-from toolkit.probes.runtime import Deadline, ProbeUnknown, execute
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute
 from toolkit.wsrep import DONOR_DESYNCED, JOINING, PRIMARY, STATE_NAMES, SYNCED, NodeState
 
 NAME = "kgt galera"
@@ -65,7 +65,7 @@ class Node(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unty
         return self.label
 
     def status(self) -> dict[str, str]:
-        """The wsrep status; _Unreachable (CRITICAL) or ProbeUnknown when it cannot be read.
+        """The wsrep status; TargetUnreachable (CRITICAL) or ProbeUnknown when it cannot be read.
 
         Client-side errors (MariaDB codes 2000+: cannot connect, connection lost) and
         socket errors mean the node is not serving; a server-side refusal (1045 access
@@ -92,20 +92,16 @@ class Node(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unty
                 where = (
                     f"{self.host}:{self.port}" if self.label == self.host else f"{self.label} ({self.host}:{self.port})"
                 )
-                raise _Unreachable(f"{where} {db.classify(exc)}: {_first_line(exc)}") from None
+                raise TargetUnreachable(f"{where} {db.classify(exc)}: {_first_line(exc)}") from None
             raise
 
     def probe(self) -> list[nagiosplugin.Metric]:
         """Metrics and findings of one node."""
         try:
             status = self.status()
-        except _Unreachable as exc:
+        except TargetUnreachable as exc:
             return [model.finding("reachable", Critical, str(exc))]
         return metrics(self.label, status)
-
-
-class _Unreachable(Exception):
-    pass
 
 
 def _first_line(exc: BaseException) -> str:
@@ -214,30 +210,22 @@ def build(
 
 
 def main(
+    args: ProbeArgs,
     *,
     host: str | None,
     port: int | None,
     node: str | None,
-    topology: Path | None,
-    secrets_path: Path | None,
-    user: str,
-    password_file: Path | None,
-    warning: str | None,
-    critical: str | None,
     fc_warning: str | None,
     fc_critical: str | None,
-    timeout: float,
-    verbose: int,
 ) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
-        label, address, mariadb_port, warn = host or "", host, port, warning
-        model_ = None
-        if topology is not None:
+        label, address, mariadb_port, warn = host or "", host, port, args.warning
+        model_ = args.model()
+        if model_ is not None:
             from toolkit.probes import targets
 
-            model_ = targets.load(topology)
             if node:
                 target = targets.host(model_, node, "galera")
                 label, address = target.name, address or str(target.address)
@@ -245,25 +233,22 @@ def main(
             if warn is None:
                 warn = f"{len(model_.voters)}:"
         elif node:
-            raise ProbeUnknown("--node needs --topology")
+            raise ProbeUnknown("--node needs a topology (the first argument)")
         if not address:
-            raise ProbeUnknown("give -H HOST, or --topology T --node NAME")
-        if password_file is None and topology is None and secrets_path is None:
-            raise ProbeUnknown("no password: give --password-file, or --topology/--secrets")
-        from toolkit.probes import targets as creds
-
-        secret = creds.password(password_file, model_, secrets_path, "health_password")
+            raise ProbeUnknown("give -H HOST, or TOPOLOGY --node NAME")
+        if args.password_file is None and model_ is None and args.secrets_path is None:
+            raise ProbeUnknown("no password: give --password-file, or a topology/--secrets")
         return build(
             label=label or address,
             host=address,
             port=mariadb_port or 3306,
-            user=user,
-            password=secret,
+            user=args.user,
+            password=args.password(model_, "health_password"),
             deadline=deadline,
             warning=warn,
-            critical=critical,
+            critical=args.critical,
             fc_warning=fc_warning,
             fc_critical=fc_critical,
         )
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

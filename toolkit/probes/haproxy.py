@@ -12,7 +12,7 @@ States
   unreachable or not answering in time (it lives in the HAProxy process: no stats, no proxy).
 - WARNING: a region's Galera or Keystone traffic served by a server of another region
   (its own servers are all down: names the region serving it); servers up outside -w.
-  Without --topology regions are unknown, so any backup serving is a WARNING.
+  Without a topology regions are unknown, so any backup serving is a WARNING.
 - UNKNOWN: credentials rejected (401), not a stats CSV, bad arguments, no result within -t.
 
 Perfdata per backend B: `B_up` (servers up, read-only fallbacks not counted; -w/-c; max =
@@ -31,9 +31,10 @@ from typing import Any
 import nagiosplugin
 
 from toolkit import haproxy_names
+from toolkit.errors import ProbeUnknown, TargetUnreachable
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
-from toolkit.probes.runtime import Deadline, ProbeUnknown, execute, reason
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute, reason
 
 NAME = "kgt haproxy"
 
@@ -82,10 +83,6 @@ class StatsBackend:
         return next(((s,) for s in self.servers if s.up and s.backup), ())
 
 
-class _Failed(Exception):
-    """The stats could not be read (a finding: CRITICAL)."""
-
-
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else int(value) if str(value).isdigit() else 0
 
@@ -121,13 +118,13 @@ def _http_stats(url: str, user: str, password: str, deadline: Deadline) -> Any:
             try:
                 response = self._session.get(self.url, timeout=deadline.budget(), verify=self.verify)
             except requests.Timeout:
-                raise _Failed(f"stats at {url} did not answer within {deadline.seconds:g}s") from None
+                raise TargetUnreachable(f"stats at {url} did not answer within {deadline.seconds:g}s") from None
             except requests.RequestException as exc:
-                raise _Failed(f"stats at {url} unreachable: {reason(exc)}") from None
+                raise TargetUnreachable(f"stats at {url} unreachable: {reason(exc)}") from None
             if response.status_code == 401:
                 raise ProbeUnknown(f"stats at {url} rejected the credentials of {user}")
             if not response.ok:
-                raise _Failed(f"stats at {url} answered HTTP {response.status_code}")
+                raise TargetUnreachable(f"stats at {url} answered HTTP {response.status_code}")
             return _checked(response.text, url)
 
     scheme, _, rest = url.partition("://")
@@ -156,9 +153,9 @@ def _socket_stats(path: Path, deadline: Deadline) -> Any:
                     while chunk := sock.recv(65536):
                         chunks.append(chunk)
             except TimeoutError:
-                raise _Failed(f"admin socket {path} did not answer within {deadline.seconds:g}s") from None
+                raise TargetUnreachable(f"admin socket {path} did not answer within {deadline.seconds:g}s") from None
             except OSError as exc:
-                raise _Failed(f"admin socket {path} unreachable: {exc.strerror or exc}") from None
+                raise TargetUnreachable(f"admin socket {path} unreachable: {exc.strerror or exc}") from None
             return _checked(b"".join(chunks).decode("utf-8", "replace"), str(path))
 
     return SocketStats()
@@ -188,7 +185,7 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
         """Metrics and findings of every backend that has servers (or that is expected)."""
         try:
             backends = {b.name: b for b in parse(self.read())}
-        except _Failed as exc:
+        except TargetUnreachable as exc:
             return [model.finding("stats", Critical, f"{self.label}: {exc}")]
         out: list[nagiosplugin.Metric] = []
         names = self.expected if self.expected is not None else tuple(n for n, b in backends.items() if b.servers)
@@ -243,7 +240,7 @@ class Proxy(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unt
                 f"({foreign[0].name}, backup): {self.region}'s servers are down"
             )
         if self.region is None and any(s.backup for s in serving):
-            return Warn, f"{backend.name} served by backup {names} (no --topology: region unknown)"
+            return Warn, f"{backend.name} served by backup {names} (no topology: region unknown)"
         return Ok, f"{backend.name} served by {names}"
 
 
@@ -262,20 +259,7 @@ class _ServersUp(model.Scalar):
 
 
 def main(
-    *,
-    url: str | None,
-    host: str | None,
-    port: int | None,
-    socket_path: Path | None,
-    proxy: str | None,
-    topology: Path | None,
-    secrets_path: Path | None,
-    user: str,
-    password_file: Path | None,
-    warning: str | None,
-    critical: str | None,
-    timeout: float,
-    verbose: int,
+    args: ProbeArgs, *, url: str | None, host: str | None, port: int | None, socket_path: Path | None, proxy: str | None
 ) -> int:
     """Run the probe; return the exit code."""
 
@@ -283,12 +267,11 @@ def main(
         from toolkit.probes import targets
 
         region, region_of, expected, label = None, {}, None, url or host or str(socket_path or "")
-        address, stats_port, model_ = host, port, None
-        if topology is not None:
-            model_ = targets.load(topology)
+        address, stats_port, model_ = host, port, args.model()
+        if model_ is not None:
             name = proxy or next((h.name for h in model_.with_role("haproxy") if str(h.address) == host), None)
             if name is None:
-                raise ProbeUnknown("with --topology, name the proxy: --proxy NAME")
+                raise ProbeUnknown("with a topology, name the proxy: --proxy NAME")
             me = targets.host(model_, name, "haproxy")
             label, region = me.name, me.region
             address, stats_port = address or str(me.address), stats_port or me.settings.haproxy.stats_port
@@ -296,31 +279,30 @@ def main(
             names = haproxy_names
             expected = (names.WRITE, names.READ) + ((names.KEYSTONE,) if model_.with_role("keystone") else ())
         elif proxy:
-            raise ProbeUnknown("--proxy needs --topology")
+            raise ProbeUnknown("--proxy needs a topology (the first argument)")
         if socket_path is not None:
 
             def read() -> Any:
                 return _socket_stats(socket_path, deadline)
         else:
             if url is None and not address:
-                raise ProbeUnknown("give --url, -H HOST, --socket PATH, or --topology T --proxy NAME")
+                raise ProbeUnknown("give --url, -H HOST, --socket PATH, or TOPOLOGY --proxy NAME")
             stats_url = url or f"http://{address}:{stats_port or 8404}/stats"
-            secret = targets.password(password_file, model_, secrets_path, "haproxy_stats_password")
+            secret = args.password(model_, "haproxy_stats_password")
 
             def read() -> Any:
-                return _http_stats(stats_url, user, secret, deadline)
+                return _http_stats(stats_url, args.user, secret, deadline)
 
         def ok_text(results: nagiosplugin.Results) -> str:
             parts = [str(r) for r in results if r.metric is not None and r.metric.name.endswith("_serving")]
             return f"{label}: " + "; ".join(parts)
 
-        return nagiosplugin.Check(
+        return model.check(
+            NAME,
+            ok_text,
             Proxy(label, read, region, region_of, expected),
-            _ServersUp("servers_up", warning, critical),
+            _ServersUp("servers_up", args.warning, args.critical),
             nagiosplugin.ScalarContext("perf"),
-            model.Rule("finding"),
-            model.Summary(ok_text),
-            name=NAME,
         )
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

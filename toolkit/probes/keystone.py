@@ -24,14 +24,14 @@ States
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
+from toolkit.errors import ProbeUnknown
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok
-from toolkit.probes.runtime import Deadline, ProbeUnknown, execute, reason
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute, reason
 
 if TYPE_CHECKING:
     from toolkit.topology.model import Topology
@@ -158,38 +158,22 @@ def endpoints_of(topology: Topology, overrides: dict[str, str]) -> dict[str, str
     return out
 
 
-def main(
-    *,
-    topology: Path | None,
-    secrets_path: Path | None,
-    endpoints: dict[str, str],
-    issue_region: str | None,
-    user: str,
-    project: str,
-    domain: str,
-    password_file: Path | None,
-    warning: str | None,
-    critical: str | None,
-    timeout: float,
-    verbose: int,
-) -> int:
+def main(args: ProbeArgs, *, endpoints: dict[str, str], issue_region: str | None, project: str, domain: str) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
-        from toolkit.probes import targets
-
-        model_ = targets.load(topology) if topology is not None else None
+        model_ = args.model()
         urls = endpoints_of(model_, endpoints) if model_ is not None else dict(endpoints)
         if not urls:
-            raise ProbeUnknown("no endpoint: give --topology (regions with VIPs) or --endpoint REGION=URL")
+            raise ProbeUnknown("no endpoint: give a topology (regions with VIPs) or --endpoint REGION=URL")
         issuer = issue_region or next(iter(urls))
         if issuer not in urls:
             raise ProbeUnknown(f"--issue-region {issuer}: no endpoint for it (have: {', '.join(urls)})")
         credentials = {
-            "user": user,
+            "user": args.user,
             "project": project,
             "domain": domain,
-            "password": targets.password(password_file, model_, secrets_path, "keystone_admin_password"),
+            "password": args.password(model_, "keystone_admin_password"),
         }
 
         def ok_text(results: nagiosplugin.Results) -> str:
@@ -200,12 +184,11 @@ def main(
             ]
             return f"token issued in {issuer} validated in {', '.join(regions)}"
 
-        return nagiosplugin.Check(
+        return model.check(
+            NAME,
+            ok_text,
             Keystone(urls, issuer, credentials, deadline),
-            model.Scalar("latency", warning, critical),
-            model.Rule("finding"),
-            model.Summary(ok_text),
-            name=NAME,
+            model.Scalar("latency", args.warning, args.critical),
         )
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

@@ -14,7 +14,7 @@ from typing import Any
 import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Unknown, Warn
 
-__all__ = ["Critical", "Finding", "Ok", "Rule", "Scalar", "Summary", "Unknown", "Warn", "finding"]
+__all__ = ["Critical", "Finding", "Ok", "Rule", "Scalar", "Summary", "Unknown", "Warn", "check", "finding"]
 
 # A Finding is (state, text): what a rule concluded about one observed value.
 Finding = tuple[Any, str]
@@ -89,3 +89,8 @@ class Summary(nagiosplugin.Summary):  # type: ignore[misc]  # nagiosplugin is un
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         """Unused: `runtime.render` prints every result with -v."""
         return []
+
+
+def check(name: str, ok_text: Callable[[nagiosplugin.Results], str], *parts: Any) -> nagiosplugin.Check:
+    """A probe's Check: its resource and contexts, then the `finding` Rule and the Summary every probe has."""
+    return nagiosplugin.Check(*parts, Rule("finding"), Summary(ok_text), name=name)

@@ -20,24 +20,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
+from toolkit.errors import KgtError, ProbeTimeout, ProbeUnknown, TopologyError
+
+if TYPE_CHECKING:
+    from toolkit.topology.model import Topology
+
 EXIT = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
-
-
-class ProbeTimeout(BaseException):
-    """The `-t` deadline passed.
-
-    A BaseException on purpose: libraries the probes use catch `Exception` broadly
-    (haproxy-stats turns any error into a log line), and a deadline must not be swallowed.
-    """
-
-
-class ProbeUnknown(Exception):
-    """The probe could not be carried out (bad input, rejected credentials): UNKNOWN."""
 
 
 @dataclass
@@ -61,11 +55,62 @@ class Deadline:
         return max(0.005, min(left - 0.2, left * 0.9))
 
 
+@dataclass(frozen=True)
+class ProbeArgs:
+    """What every probe may be given besides its own options: budget, verbosity, thresholds, inputs.
+
+    `topology` is the first argument of `kgt probe X`; `user`, `password_file` and
+    `secrets_path` are there for probes that log in somewhere.
+    """
+
+    timeout: float
+    verbose: int = 0
+    topology: Path | None = None
+    secrets_path: Path | None = None
+    user: str = ""
+    password_file: Path | None = None
+    warning: str | None = None
+    critical: str | None = None
+
+    @classmethod
+    def split(cls, opts: dict[str, Any]) -> tuple[ProbeArgs, dict[str, Any]]:
+        """The shared arguments out of click's parameters, and the probe's own ones."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in opts.items() if k in names}), {k: v for k, v in opts.items() if k not in names}
+
+    def model(self) -> Topology | None:
+        """The topology, loaded and validated, if one was given."""
+        from toolkit.probes import targets
+
+        return targets.load(self.topology) if self.topology is not None else None
+
+    def required_model(self) -> Topology:
+        """The topology of a probe that cannot run without one (click makes sure it was given)."""
+        model = self.model()
+        if model is None:
+            raise ProbeUnknown("no topology given")
+        return model
+
+    def password(self, topology: Topology | None, secret: str) -> str:
+        """`--password-file`'s first line, else the secret `secret` (`--secrets` or the topology's file)."""
+        from toolkit.probes import targets
+
+        return targets.password(self.password_file, topology, self.secrets_path, secret)
+
+
 def line(name: str, state: str, text: str, perfdata: str = "") -> str:
     """The status line: `KGT GALERA CRITICAL - text | perfdata` (no `|` or newline in text)."""
     text = " ".join(text.replace("|", "/").split())
     out = f"{name.upper()} {state}" + (f" - {text}" if text else "")
     return out + (f" | {perfdata}" if perfdata else "")
+
+
+def unknown(name: str, reason: str) -> str:
+    """The status line of a probe that could not run: `KGT GALERA UNKNOWN - reason`.
+
+    The one place that says UNKNOWN: the messages themselves carry only the reason.
+    """
+    return line(name, "UNKNOWN", reason)
 
 
 def _state_name(state: Any) -> str:
@@ -127,12 +172,10 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 def failure_text(exc: BaseException) -> str:
     """One line for an error that stopped a probe."""
-    from toolkit.errors import KgtError, TopologyError
-
     if isinstance(exc, TopologyError):
         more = len(exc.problems) - 1
         return str(exc.problems[0]) + (f" (and {more} more problems)" if more > 0 else "")
-    if isinstance(exc, (KgtError, ProbeUnknown)):
+    if isinstance(exc, KgtError):  # ProbeUnknown included
         return str(exc)
     return f"internal error: {exc.__class__.__name__}: {exc}"
 
@@ -151,11 +194,11 @@ def execute(name: str, build: Callable[[Deadline], nagiosplugin.Check], *, timeo
         check()
         text, code = render(check, verbose)
     except ProbeTimeout:
-        text, code = line(name, "UNKNOWN", f"no result within {timeout:g}s (-t)") + "\n", 3
+        text, code = unknown(name, f"no result within {timeout:g}s (-t)") + "\n", 3
     except KeyboardInterrupt:
-        text, code = line(name, "UNKNOWN", "interrupted") + "\n", 3
+        text, code = unknown(name, "interrupted") + "\n", 3
     except Exception as exc:  # the probe edge: every error is UNKNOWN, never a traceback
-        text, code = line(name, "UNKNOWN", failure_text(exc)) + "\n", 3
+        text, code = unknown(name, failure_text(exc)) + "\n", 3
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -1,6 +1,6 @@
 """What a probe checks and with which credentials: the topology, the secrets, plain args.
 
-Imported only by probes that were given `--topology` (loading it costs pydantic), so a
+Imported only by probes that were given a topology (loading it costs pydantic), so a
 probe run with plain host arguments stays light.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit.probes.runtime import ProbeUnknown
+from toolkit.errors import ProbeUnknown
 
 if TYPE_CHECKING:
     from toolkit.topology.model import Host, Topology
@@ -40,7 +40,7 @@ def secret(topology: Topology | None, secrets_path: Path | None, name: str) -> s
 
     path = secrets_path or (topology.secrets_file if topology else None)
     if path is None:
-        raise ProbeUnknown(f"no password: give --password-file, or --topology/--secrets for {name}")
+        raise ProbeUnknown(f"no password: give --password-file, or a topology/--secrets for {name}")
     return secretstore.read(path)[name]
 
 

@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING
 
 import nagiosplugin
 
+from toolkit.errors import ProbeUnknown
 from toolkit.probes import model
 from toolkit.probes.model import Critical, Ok, Warn
-from toolkit.probes.runtime import Deadline, ProbeUnknown, execute
+from toolkit.probes.runtime import Deadline, ProbeArgs, execute
 
 if TYPE_CHECKING:
     from toolkit.topology.model import Host, Topology, Vip
@@ -195,23 +196,16 @@ def _observations(topology: Topology, observe: dict[str, str], extra: dict[str, 
 
 
 def main(
-    *,
-    topology: Path,
-    host_name: str | None,
-    all_hosts: bool,
-    observe: dict[str, str],
-    addr_json: Path | None,
-    timeout: float,
-    verbose: int,
+    args: ProbeArgs, *, host_name: str | None, all_hosts: bool, observe: dict[str, str], addr_json: Path | None
 ) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
         from toolkit.probes import targets
 
-        model_ = targets.load(topology)
+        model_ = args.required_model()
         if not model_.vips:
-            raise ProbeUnknown(f"{topology} has no VIPs")
+            raise ProbeUnknown(f"{args.topology} has no VIPs")
         if all_hosts:
             extra = {}
             if host_name is not None:
@@ -231,11 +225,9 @@ def main(
             def ok_text(results: nagiosplugin.Results) -> str:
                 return f"{me.name} holds exactly its MASTER VIPs ({', '.join(mine) or 'none'})"
 
-        return nagiosplugin.Check(
-            resource, nagiosplugin.ScalarContext("perf"), model.Rule("finding"), model.Summary(ok_text), name=NAME
-        )
+        return model.check(NAME, ok_text, resource, nagiosplugin.ScalarContext("perf"))
 
-    return execute(NAME, make, timeout=timeout, verbose=verbose)
+    return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)
 
 
 def _this_host(topology: Topology) -> str:

@@ -116,17 +116,34 @@ def _construct(
     return yaml.SafeLoader("").construct_object(node)
 
 
+def _text(path: Path) -> str:
+    """The file as text; unreadable or not UTF-8 is a TopologyError at the line where it goes wrong."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TopologyError([Problem(str(path), None, "", "no such file")]) from None
+    except OSError as exc:
+        raise TopologyError([Problem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        what = f"not UTF-8 text: byte 0x{data[exc.start]:02x} in column {column} (save the file as UTF-8)"
+        raise TopologyError([Problem(str(path), line, "", what)]) from None
+
+
 def read_yaml(path: Path) -> tuple[Any, LineMap]:
     """Parse `path` into plain Python data plus its line map; YAML errors become TopologyError."""
     lines = LineMap(str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TopologyError([Problem(str(path), None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TopologyError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    text = _text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        at = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        what = f"character U+{code:04X} is not allowed in YAML (a control character)"
+        raise TopologyError([Problem(str(path), at, "", what)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
