@@ -94,13 +94,12 @@ def variants(
         ],
     }
     if topology is not None and node is not None:
-        out["kgt probe galera --topology"] = [
+        out["kgt probe galera TOPOLOGY"] = [
             sys.executable,
             "-m",
             "toolkit.cli",
             "probe",
             "galera",
-            "--topology",
             str(topology),
             "--node",
             node,
