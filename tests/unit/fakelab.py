@@ -140,9 +140,9 @@ class FakeLab:
         return self._answer(name, command)
 
     def _answer(self, name: str, command: str) -> Result:
-        up = {s for h, s in self.running if h == name}
+        up = {s for h, s in self.running if h == name} - self.never_healthy
         if "SHOW GLOBAL STATUS LIKE" in command:
-            if "mariadb" not in up or "mariadb" in self.never_healthy:
+            if "mariadb" not in up:
                 return Result(1, "", "ERROR 2002 (HY000): Can't connect to local server")
             size = len(self.topology.galera_nodes) + len(self.topology.with_role("garbd"))
             return Result(0, SYNCED_ROWS.format(size=size), "")
