@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import fake_secrets, make_topology
+from builders import ROOT, fake_secrets, make_topology
 from fakelab import FakeLab
 
 from toolkit.drills.backend import LabBackend
@@ -268,3 +268,13 @@ def test_every_role_the_lab_runs_has_its_services_in_the_table() -> None:
     }
     for service in SERVICES.values():
         assert (service.boot is None and service.back is None) or service.health is not None, service.name
+
+
+def test_the_service_interface_imports_nothing_but_the_stdlib_and_its_own_helpers() -> None:
+    code = (
+        "import json, sys\nimport toolkit.services\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic', 'yaml', 'jinja2', 'click') or m.startswith(('toolkit.lab', 'toolkit.topology')))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert json.loads(done.stdout) == []
