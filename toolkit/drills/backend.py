@@ -20,10 +20,18 @@ from toolkit.lab import docker, network, services
 from toolkit.lab import status as lab_status
 from toolkit.lab.host import LabHost
 from toolkit.lab.network import WanSpec
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.lab.services import LabServices
+from toolkit.services import REJOIN, SERVICES, galera_args
 from toolkit.topology.model import Host, Topology
 
 Echo = Callable[[str], None]
+
+# What a region's heal starts once its Galera nodes are back, step by step, in this order
+# (each step's name is a key of the heal's record).
+HEAL_STEPS = (
+    ("health, haproxy, keepalived, memcached", ("kgt-health", "garbd", "haproxy", "keepalived", "memcached")),
+    ("keystone, named", ("keystone", "named")),
+)
 
 
 class Backend(abc.ABC):
@@ -110,13 +118,16 @@ def transfer_method(log: str) -> str:
 
 
 class LabBackend(Backend):
-    """The Docker lab, through toolkit.lab (the same service functions `kgt lab up` uses)."""
+    """The Docker lab, its services driven through `LabServices` (the interface `kgt lab up` uses)."""
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
 
     def _h(self, host: Host | str) -> LabHost:
         return LabHost(host if isinstance(host, str) else host.name)
+
+    def _services(self, host: Host) -> LabServices:
+        return LabServices(self.topology, host)
 
     # -- health --------------------------------------------------------------------------
 
@@ -204,6 +215,26 @@ class LabBackend(Backend):
             echo(f"  heal: {name} ({steps[name]:.1f}s)")
 
         t0 = time.monotonic()
+        self._power_on(hosts)
+        step("containers", t0)
+        rejoin: dict[str, Any] = {}
+        for host in (h for h in hosts if h.has("galera")):
+            t0 = time.monotonic()
+            if not self._services(host).healthy("mariadb"):
+                rejoin[host.name] = self.restart_node(host)
+            step(f"mariadb {host.name}", t0)
+        steps["rejoin"] = rejoin
+        for label, names in HEAL_STEPS:
+            t0 = time.monotonic()
+            for name in names:
+                for host in (h for h in hosts if h.has(SERVICES[name].role)):
+                    self.start_service(host, name)
+            step(label, t0)
+        steps["total"] = round(time.monotonic() - started, 2)
+        return steps
+
+    def _power_on(self, hosts: list[Host]) -> None:
+        """`docker start` the stopped containers (stale pid files removed), then route their regions."""
         stopped = [h for h in hosts if not self._h(h).run("true", timeout=10).ok]
         if stopped:
             result = docker.docker("start", *(h.name for h in stopped), timeout=120)
@@ -213,99 +244,33 @@ class LabBackend(Backend):
                 # Pid files survive in the container's layer; a reused pid would make start a no-op.
                 self._h(h).run("rm -f /run/kgt/*.pid", timeout=15)
         network.route_regions(self.topology)
-        step("containers", t0)
-        rejoin: dict[str, Any] = {}
-        for host in (h for h in hosts if h.has("galera")):
-            t0 = time.monotonic()
-            if not services.is_synced(self._h(host)):
-                rejoin[host.name] = self.restart_node(host)
-            step(f"mariadb {host.name}", t0)
-        steps["rejoin"] = rejoin
-        t0 = time.monotonic()
-        for host in (h for h in hosts if h.has("galera")):
-            services.start_health(self._h(host), host)
-        for host in (h for h in hosts if h.has("garbd")):
-            services.start_garbd(self._h(host))
-        for host in (h for h in hosts if h.has("haproxy")):
-            self.start_service(host, "haproxy")
-        for host in (h for h in hosts if h.has("keepalived")):
-            self.start_service(host, "keepalived")
-        for host in (h for h in hosts if h.has("memcached")):
-            services.start_memcached(self._h(host))
-        step("health, haproxy, keepalived, memcached", t0)
-        t0 = time.monotonic()
-        for host in (h for h in hosts if h.has("keystone")):
-            self.start_service(host, "keystone")
-        for host in (h for h in hosts if h.has("dns")):
-            services.start_named(self._h(host))
-        step("keystone, named", t0)
-        steps["total"] = round(time.monotonic() - started, 2)
-        return steps
 
     # -- services --------------------------------------------------------------------------
 
     def stop_service(self, host: Host, service: str, *, kill: bool = False) -> None:
-        """Signal the service (TERM, or KILL) and wait until its process is gone.
-
-        keepalived runs a VRRP child that, when only its parent is killed, exits cleanly
-        and hands its VIPs over at once: a crash kills both (by their pid files) at once.
-        """
-        h = self._h(host)
-        if kill and service == "keepalived":
-            h.run(
-                "kill -KILL $(cat /run/kgt/keepalived-vrrp.pid /run/kgt/keepalived-main.pid 2>/dev/null) "
-                "2>/dev/null; true",
-                timeout=15,
-            )
-        h.stop(service, "KILL" if kill else "TERM", wait=20)
+        """Signal the service (TERM, or KILL with its children) and wait until its process is gone."""
+        self._services(host).stop(service, kill=kill)
 
     def start_service(self, host: Host, service: str) -> None:
-        """Start and wait (bounded) until it answers."""
-        h = self._h(host)
-        if service == "haproxy":
-            services.start_haproxy(h)
-            url = f"http://{host.address}:{host.settings.haproxy.stats_port}/healthz"
-            self._wait(h, service, lambda: services.http_ok(url), 30)
-        elif service == "keepalived":
-            # A keepalived killed with -9 leaves its VIPs behind: drop every VIP of the region first.
-            region = self.topology.region(host.region)
-            services.start_keepalived(h, stale_vips=[str(v.address) for v in region.vips])
-            self._wait(h, service, lambda: h.running("keepalived"), 15)
-        elif service == "keystone":
-            services.start_keystone(h, host)
-            url = f"http://{host.address}:{host.settings.keystone.port}/v3"
-            self._wait(h, service, lambda: services.http_ok(url, 5), 120)
-        else:
-            raise LabError(f"don't know how to start {service}")
-
-    @staticmethod
-    def _wait(h: LabHost, service: str, check: Callable[[], object], timeout: float) -> None:
-        try:
-            poll(check, timeout=timeout, what=f"{service} on {h.name}", interval=0.2, max_interval=1.0)
-        except DeadlineExceeded as exc:
-            raise LabError(f"{h.name}: {service} not back after {timeout:.0f}s\n{h.log_tail(service)}") from exc
+        """Clear what a crash of it left, start it and wait (its `back` gate) until it answers."""
+        self._services(host).bring_back(service)
 
     # -- Galera ----------------------------------------------------------------------------
 
     def crash_node(self, host: Host) -> None:
         """kill -9 mariadbd."""
-        services.stop_galera(self._h(host), kill=True)
+        self._services(host).kill("mariadb")
 
     def restart_node(self, host: Host) -> dict[str, Any]:
         """--wsrep-recover, start at the recovered position, wait Synced, read how it joined."""
-        h = self._h(host)
+        m = self._services(host)
         started = time.monotonic()
-        if h.running("mariadb"):
+        if m.running("mariadb"):
             return {"position": None, "method": "none", "seconds": 0.0, "note": "was running"}
-        position = services.recover_position(h)
-        services.start_galera(h, position=position)
-        try:
-            poll(lambda: services.is_synced(h), timeout=240, what=f"{host.name} Synced", interval=0.3, max_interval=1.0)
-        except DeadlineExceeded as exc:
-            raise LabError(f"{host.name}: not Synced 240s after restart\n{h.log_tail('mariadb')}") from exc
-        log = h.run(
-            'awk \'/^== start /{buf=""} {buf=buf $0 "\\n"} END{printf "%s", buf}\' /var/log/kgt/mariadb.log', timeout=30
-        ).stdout
+        position = services.recover_position(m.shell)
+        m.start("mariadb", *galera_args(position=position))
+        m.wait_healthy("mariadb", REJOIN)
+        log = m.log_since_start("mariadb")
         return {"position": position, "method": transfer_method(log), "seconds": round(time.monotonic() - started, 2)}
 
     # -- observation -----------------------------------------------------------------------

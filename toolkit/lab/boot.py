@@ -1,7 +1,9 @@
 """`kgt lab up`: render, start the containers, then every service in dependency order.
 
-Each step has a readiness gate with a deadline; a step that does not become ready fails
-with the step, the host and the tail of that service's log. Progress is one line per
+Each step starts a service through `LabServices` (the one service interface, whose table in
+`toolkit.services` holds each service's command, health check and boot gate) and waits
+with a deadline; a step that does not become ready fails with the step, the host and the
+tail of that service's log. Progress is one line per
 step with the elapsed time.
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,10 +23,11 @@ import yaml
 from toolkit.errors import LabError
 from toolkit.lab import compose, docker, network, services
 from toolkit.lab.host import LabHost
+from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
 from toolkit.render import context as ctx
-from toolkit.retry import DeadlineExceeded, poll
 from toolkit.secretstore import Secrets
+from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
 from toolkit.topology.model import Host, Topology
 
 Echo = Callable[[str], None]
@@ -50,32 +54,18 @@ class Progress:
         self.echo(f"[{time.monotonic() - self.started:6.1f}s] {step}: {message} ({took:.1f}s)")
 
 
-def _wait(what: str, step: str, h: LabHost, service: str, check: Callable[[], object], timeout: float) -> None:
-    try:
-        poll(check, timeout=timeout, what=what, interval=0.3, max_interval=1.0)
-    except DeadlineExceeded as exc:
-        tail = h.log_tail(service).rstrip()
-        raise LabError(
-            f"step {step}: host {h.name}: {what} not ready after {timeout:.0f}s\n"
-            f"--- last lines of {service} log on {h.name}:\n{tail or '(empty)'}"
-        ) from exc
-
-
 def _holds(h: LabHost, address: str) -> bool:
     return address in services.held_vips(h)
 
 
-def _listening(h: LabHost, port: int) -> bool:
-    return h.run(f"nc -z -w 1 $(hostname -i) {port}").ok
-
-
-def _resolves(h: LabHost, server: str, name: str) -> bool:
-    return bool(h.run(f"dig +short +time=1 @{server} {name} A").stdout.strip())
+SIZE_GATE = Gate(120)  # the whole cluster (arbitrators included) seen by the first node
+VIP_GATE = Gate(60)  # each VIP on its MASTER
+PROXIED_GATE = Gate(60)  # Keystone through each VIP
 
 
 @dataclass
 class Booter:
-    """Brings a rendered topology up, step by step."""
+    """Brings a rendered topology up, step by step, each service through `LabServices`."""
 
     topology: Topology
     secrets: Secrets
@@ -85,6 +75,47 @@ class Booter:
     def host(self, host: Host | str) -> LabHost:
         """The container of a host."""
         return LabHost(host if isinstance(host, str) else host.name)
+
+    def services(self, host: Host | str) -> LabServices:
+        """The services of a host."""
+        return LabServices(self.topology, self.topology.host(host) if isinstance(host, str) else host)
+
+    def _wait(
+        self, step: str, m: LabServices, service: str, check: Callable[[], object], what: str, gate: Gate
+    ) -> None:
+        with _in_step(step):
+            m.wait_until(check, what=what, service=service, gate=gate)
+
+    def _ready(self, step: str, m: LabServices, name: str) -> None:
+        """Wait for a service's health, as long as its boot gate says (not at all without one)."""
+        gate = m.spec(name).boot
+        if gate is not None:
+            with _in_step(step):
+                m.wait_healthy(name, gate)
+
+    def _serve(
+        self,
+        step: str,
+        name: str,
+        hosts: Sequence[Host],
+        done: str,
+        *,
+        one_by_one: bool = False,
+        then: Callable[[str], None] | None = None,
+    ) -> None:
+        """One step: start `name` on every host, then wait for each (`one_by_one`: start and
+        wait host by host), then `then(step)` (the site-wide waits of the step), then say `done`."""
+        self.progress.begin(step)
+        managers = [self.services(host) for host in hosts]
+        for m in managers:
+            m.start(name)
+            if one_by_one:
+                self._ready(step, m, name)
+        for m in () if one_by_one else managers:
+            self._ready(step, m, name)
+        if then is not None:
+            then(step)
+        self.progress.done(step, done)
 
     def containers(self, source: Path) -> None:
         """Write the compose file and start every container idle."""
@@ -112,105 +143,76 @@ class Booter:
         first = nodes[0]
         step = "galera-bootstrap"
         self.progress.begin(step)
-        h = self.host(first)
-        services.start_galera(h, bootstrap=True)
-        _wait("Primary and Synced", step, h, "mariadb", lambda: services.is_synced(h), 120)
+        m = self.services(first)
+        m.start("mariadb", *galera_args(bootstrap=True))
+        self._wait(step, m, "mariadb", partial(m.healthy, "mariadb"), "Primary and Synced", BOOTSTRAP)
         sql = (self.state.rendered / "sql" / "bootstrap.sql").read_text()
-        result = h.run("mariadb", input=sql, timeout=60)
+        result = m.shell.run("mariadb", input=sql, timeout=60)
         if not result.ok:
             raise LabError(f"step {step}: host {first.name}: bootstrap SQL failed: {result.stderr.strip()}")
         self.progress.done(step, f"{first.name} bootstrapped a new cluster")
         for node in nodes[1:]:
-            step = f"galera-join {node.name}"
-            self.progress.begin(step)
-            hn = self.host(node)
-            services.start_galera(hn)
-            _wait("Synced", step, hn, "mariadb", partial(services.is_synced, hn), 240)
-            self.progress.done(
-                step, f"joined region {node.region} (segment {self.topology.region(node.region).segment})"
+            segment = self.topology.region(node.region).segment
+            self._serve(
+                f"galera-join {node.name}", "mariadb", [node], f"joined region {node.region} (segment {segment})"
             )
         step = "galera-size"
         self.progress.begin(step)
         expected = len(nodes) + len(self.topology.with_role("garbd"))
         self.garbd()
-        _wait(
-            f"wsrep_cluster_size={expected}",
-            step,
-            h,
-            "mariadb",
-            lambda: services.galera_status(h).get("wsrep_cluster_size") == str(expected),
-            120,
-        )
-        self.progress.done(step, f"wsrep_cluster_size={expected} on {first.name}")
+        size = f"wsrep_cluster_size={expected}"
+        self._wait(step, m, "mariadb", lambda: _size(m) == str(expected), size, SIZE_GATE)
+        self.progress.done(step, f"{size} on {first.name}")
 
     def garbd(self) -> None:
         """Start every arbitrator."""
         for host in self.topology.with_role("garbd"):
-            services.start_garbd(self.host(host))
+            self.services(host).start("garbd")
 
     def health(self) -> None:
         """Start the health endpoint on every Galera node and wait for /write to answer 200."""
-        step = "health"
-        self.progress.begin(step)
-        for node in self.topology.galera_nodes:
-            services.start_health(self.host(node), node)
-        for node in self.topology.galera_nodes:
-            url = f"http://{node.address}:{node.settings.galera.health_port}/write"
-            _wait(f"{url} 200", step, self.host(node), "kgt-health", partial(services.http_ok, url), 60)
-        self.progress.done(step, f"{len(self.topology.galera_nodes)} endpoints answer /write 200")
+        nodes = self.topology.galera_nodes
+        self._serve("health", "kgt-health", nodes, f"{len(nodes)} endpoints answer /write 200")
 
     def proxies(self) -> None:
         """HAProxy everywhere, then keepalived, then wait until each VIP sits on its MASTER."""
-        step = "haproxy"
-        self.progress.begin(step)
         proxies = self.topology.with_role("haproxy")
-        for host in proxies:
-            services.start_haproxy(self.host(host))
-        for host in proxies:
-            url = f"http://{host.address}:{host.settings.haproxy.stats_port}/healthz"
-            _wait(f"{url} 200", step, self.host(host), "haproxy", partial(services.http_ok, url), 60)
-        self.progress.done(step, f"{len(proxies)} proxies up")
-        step = "keepalived"
-        self.progress.begin(step)
-        for host in self.topology.with_role("keepalived"):
-            services.start_keepalived(self.host(host))
+        self._serve("haproxy", "haproxy", proxies, f"{len(proxies)} proxies up")
+        done = f"{len(self.topology.vips)} VIPs held by their MASTER"
+        self._serve("keepalived", "keepalived", self.topology.with_role("keepalived"), done, then=self._vips_placed)
+
+    def _vips_placed(self, step: str) -> None:
+        """Wait until each VIP is on its MASTER."""
         for vip in self.topology.vips:
             if vip.master:
-                hm = self.host(vip.master)
-                _wait(
-                    f"VIP {vip.address} on {vip.master}",
-                    step,
-                    hm,
-                    "keepalived",
-                    partial(_holds, hm, str(vip.address)),
-                    60,
-                )
-        self.progress.done(step, f"{len(self.topology.vips)} VIPs held by their MASTER")
+                hm = self.services(vip.master)
+                check = partial(_holds, hm.shell, str(vip.address))
+                self._wait(step, hm, "keepalived", check, f"VIP {vip.address} on {vip.master}", VIP_GATE)
 
     def memcached(self) -> None:
         """memcached on every memcached host."""
-        step = "memcached"
-        self.progress.begin(step)
         hosts = self.topology.with_role("memcached")
-        for host in hosts:
-            services.start_memcached(self.host(host))
-        for host in hosts:
-            h = self.host(host)
-            _wait(
-                "memcached listening",
-                step,
-                h,
-                "memcached",
-                partial(_listening, h, host.settings.memcached.port),
-                30,
-            )
-        self.progress.done(step, f"{len(hosts)} servers")
+        self._serve("memcached", "memcached", hosts, f"{len(hosts)} servers")
 
     def keystone(self) -> None:
         """db_sync and key setup once, keys copied everywhere, bootstrap every region, then serve."""
         hosts = self.topology.with_role("keystone")
         if not hosts:
             return
+        self._keystone_setup(hosts)
+        done = f"{len(hosts)} API servers, every VIP answers /v3"
+        self._serve("keystone", "keystone", hosts, done, then=partial(self._proxied, hosts))
+
+    def _proxied(self, hosts: Sequence[Host], step: str) -> None:
+        """Wait until Keystone answers through every VIP."""
+        for region in self.topology.regions:
+            for vip in region.vips:
+                url = f"http://{vip.address}:{region.hosts[0].settings.haproxy.keystone_port}/v3"
+                m = self.services(vip.master or hosts[0].name)
+                self._wait(step, m, "haproxy", partial(http_ok, url, 5), f"{url} 200 through HAProxy", PROXIED_GATE)
+
+    def _keystone_setup(self, hosts: Sequence[Host]) -> None:
+        """db_sync, Fernet and credential keys on the first host, copied to the others, then bootstrap."""
         first = self.host(hosts[0])
         step = "keystone-setup"
         self.progress.begin(step)
@@ -242,46 +244,26 @@ class Booter:
         except RuntimeError as exc:
             raise LabError(f"step {step}: host {first.name}: {exc}") from exc
         self.progress.done(step, f"schema, Fernet keys on {len(hosts)} hosts, {len(self.topology.regions)} regions")
-        step = "keystone"
-        self.progress.begin(step)
-        for host in hosts:
-            services.start_keystone(self.host(host), host)
-        for host in hosts:
-            url = f"http://{host.address}:{host.settings.keystone.port}/v3"
-            _wait(f"{url} 200", step, self.host(host), "keystone", partial(services.http_ok, url, 5), 120)
-        for region in self.topology.regions:
-            for vip in region.vips:
-                url = f"http://{vip.address}:{region.hosts[0].settings.haproxy.keystone_port}/v3"
-                _wait(
-                    f"{url} 200 through HAProxy",
-                    step,
-                    self.host(vip.master or hosts[0].name),
-                    "haproxy",
-                    partial(services.http_ok, url, 5),
-                    60,
-                )
-        self.progress.done(step, f"{len(hosts)} API servers, every VIP answers /v3")
 
     def dns(self) -> None:
         """BIND on every dns host, answering for the zone."""
         hosts = self.topology.with_role("dns")
-        if not hosts:
-            return
-        step = "dns"
-        self.progress.begin(step)
-        for host in hosts:
-            h = self.host(host)
-            services.start_named(h)
-            name = f"{self.topology.regions[0].name}.{self.topology.domain}"
-            _wait(
-                f"named answers {name}",
-                step,
-                h,
-                "named",
-                partial(_resolves, h, str(host.address), name),
-                60,
-            )
-        self.progress.done(step, f"{len(hosts)} servers answer for {self.topology.domain}")
+        if hosts:
+            done = f"{len(hosts)} servers answer for {self.topology.domain}"
+            self._serve("dns", "named", hosts, done, one_by_one=True)
+
+
+@contextmanager
+def _in_step(step: str) -> Iterator[None]:
+    """A LabError raised inside says which step of the boot it belongs to."""
+    try:
+        yield
+    except LabError as exc:
+        raise LabError(f"step {step}: {exc}") from exc
+
+
+def _size(m: LabServices) -> str | None:
+    return wsrep_status(m.shell).get("wsrep_cluster_size")
 
 
 def _own_files(rendered: Path) -> None:

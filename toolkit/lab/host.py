@@ -1,15 +1,24 @@
-"""A handle on one lab container: run commands and start/stop its services by name.
+"""A handle on one lab container: run commands and start/stop/signal its processes by name.
 
 Services run in the foreground under `sh`, with their pid in /run/kgt/NAME.pid and their
 output in /var/log/kgt/NAME.log, so a failed step can show the tail of the right log.
+These are the container-side primitives of `toolkit.lab.services.LabServices`, which
+drives every service the way `toolkit.services` describes it.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from toolkit import services
 from toolkit.lab.docker import Result, docker
+
+
+def alive(service: str) -> str:
+    """The shell test that succeeds while `service`'s process runs."""
+    return f"[ -f /run/kgt/{service}.pid ] && kill -0 $(cat /run/kgt/{service}.pid) 2>/dev/null"
 
 
 @dataclass(frozen=True)
@@ -23,12 +32,12 @@ class LabHost:
         args = ["exec", *(["-i"] if input is not None else []), self.name, "sh", "-c", command]
         return docker(*args, timeout=timeout, input=input)
 
-    def start(self, service: str, command: str, env: dict[str, str] | None = None) -> Result:
+    def start(self, service: str, command: str, env: Mapping[str, str] | None = None) -> Result:
         """Start `command` as service `service` in the background (no-op if it runs already)."""
         exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
         script = (
             f"mkdir -p /run/kgt /var/log/kgt; "
-            f"if [ -f /run/kgt/{service}.pid ] && kill -0 $(cat /run/kgt/{service}.pid) 2>/dev/null; then exit 0; fi; "
+            f"if {alive(service)}; then exit 0; fi; "
             f'{exports}echo "== start $(date -u +%FT%TZ)" >> /var/log/kgt/{service}.log; '
             f"nohup sh -c {shlex.quote('echo $$ > /run/kgt/' + service + '.pid; exec ' + command)} "
             f">> /var/log/kgt/{service}.log 2>&1 < /dev/null &"
@@ -47,8 +56,11 @@ class LabHost:
 
     def running(self, service: str) -> bool:
         """Whether the service's process is alive."""
-        pidfile = f"/run/kgt/{service}.pid"
-        return self.run(f"[ -f {pidfile} ] && kill -0 $(cat {pidfile}) 2>/dev/null", timeout=15).ok
+        return self.run(alive(service), timeout=15).ok
+
+    def signal(self, service: str, signal: str) -> Result:
+        """Send the service's process `signal` (nothing when it does not run)."""
+        return self.run(f"{alive(service)} && kill -{signal} $(cat /run/kgt/{service}.pid); true", timeout=15)
 
     def log_tail(self, service: str, lines: int = 15) -> str:
         """The last lines of a service's log."""
@@ -56,4 +68,4 @@ class LabHost:
 
     def sql(self, statement: str, timeout: float = 30) -> Result:
         """Run SQL as root through the local socket (`mariadb -N -B`)."""
-        return self.run(f"mariadb -N -B -e {shlex.quote(statement)}", timeout=timeout)
+        return self.run(services.sql_command(statement), timeout=timeout)

@@ -1,51 +1,82 @@
-"""How each role's service is started, checked and stopped inside a lab container.
+"""The lab's services: `toolkit.services` driven inside Docker containers (`docker exec`).
 
-`lab up`, the drills and the tests all go through these functions, so a service is
-started the same way everywhere.
+`LabServices` is the lab's `ServiceManager`: lab boot, the drill backend and the tests
+start, stop, kill, reload and wait on every service through it, so a service is driven
+the same way everywhere, as the table in `toolkit.services` describes it. The rest are
+the lab's Galera, VIP and Keystone helpers that are not a service's life cycle.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from typing import ClassVar
 
+from toolkit import services
+from toolkit.errors import KgtError, LabError
 from toolkit.lab.host import LabHost
-from toolkit.topology.model import Host
-from toolkit.wsrep import SYNCED, NodeState
+from toolkit.services import ServiceManager
+from toolkit.topology.model import Host, Topology
 
-KEYSTONE_ENV = {"OS_KEYSTONE_CONFIG_DIR": "/etc/keystone"}
 KEYSTONE_MANAGE = "/opt/keystone/bin/keystone-manage"
 
 
-def _wsrep(h: LabHost) -> dict[str, str]:
-    result = h.sql("SHOW GLOBAL STATUS LIKE 'wsrep%'", timeout=10)
-    if not result.ok:
-        return {}
-    pairs = (line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
-    return {k.lower(): v for k, v in pairs}
+class LabServices(ServiceManager):
+    """The services of one lab container, as pid files and logs under /run/kgt and /var/log/kgt."""
+
+    error: ClassVar[type[KgtError]] = LabError
+    shell: LabHost
+
+    def __init__(self, topology: Topology, host: Host) -> None:
+        super().__init__(topology, host, LabHost(host.name))
+
+    def start(self, name: str, *args: str) -> None:
+        """Its preparation, then its command line in the background (`LabHost.start`)."""
+        launch(self.shell, self.spec(name), self.command_line(name, *args))
+
+    def stop(self, name: str, *, kill: bool = False) -> None:
+        """TERM (or KILL, its children at the same moment), then wait until its process is gone."""
+        spec = self.spec(name)
+        if kill and spec.children:
+            self.shell.run(f"kill -KILL $(cat {' '.join(spec.children)} 2>/dev/null) 2>/dev/null; true", timeout=15)
+        self.shell.stop(name, "KILL" if kill else "TERM", wait=spec.stop_wait)
+
+    def running(self, name: str) -> bool:
+        """Whether its pid file names a live process."""
+        return self.shell.running(name)
+
+    def signal(self, name: str, signal: str) -> None:
+        """`kill -SIGNAL` its process."""
+        self.shell.signal(name, signal)
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The last lines of /var/log/kgt/NAME.log."""
+        return self.shell.log_tail(name, lines)
+
+    def log_since_start(self, name: str) -> str:
+        """Its log since its last start (the lines after the last `== start` mark)."""
+        script = f'awk \'/^== start /{{buf=""}} {{buf=buf $0 "\\n"}} END{{printf "%s", buf}}\' /var/log/kgt/{name}.log'
+        return self.shell.run(script, timeout=30).stdout
+
+
+def launch(h: LabHost, service: services.Service, command: str) -> None:
+    """Prepare, then start `command` as `service` in the container."""
+    if service.prepare:
+        h.run(service.prepare)
+    h.start(service.name, command, env=service.env or None)
+
+
+# -- Galera --------------------------------------------------------------------------------
 
 
 def galera_status(h: LabHost) -> dict[str, str]:
     """wsrep status of the node through its local socket ({} when it does not answer)."""
-    return _wsrep(h)
+    return services.wsrep_status(h)
 
 
 def is_synced(h: LabHost) -> bool:
     """Primary, Synced and ready."""
-    s = NodeState.from_rows(_wsrep(h))
-    return s.primary and s.local_state == SYNCED and bool(s.ready)
-
-
-def start_galera(h: LabHost, *, bootstrap: bool = False, position: str | None = None) -> None:
-    """Start mariadbd with the rendered config (`--wsrep-new-cluster` for the first node)."""
-    # As mysql, like a real deployment: rsync SST refuses to run as root.
-    args = ["mariadbd", "--user=mysql"]
-    if bootstrap:
-        args.append("--wsrep-new-cluster")
-    if position:
-        args.append(f"--wsrep-start-position={position}")
-    h.run("mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld")
-    h.start("mariadb", " ".join(args))
+    return services.synced(h)
 
 
 def recover_position(h: LabHost) -> str | None:
@@ -59,53 +90,14 @@ def recover_position(h: LabHost) -> str | None:
     return match.group(1) if match else None
 
 
-def stop_galera(h: LabHost, *, kill: bool = False) -> None:
-    """Stop mariadbd gracefully (TERM) or crash it (KILL)."""
-    h.stop("mariadb", "KILL" if kill else "TERM", wait=60)
+# -- VIPs ----------------------------------------------------------------------------------
 
 
-def start_health(h: LabHost, host: Host) -> None:
-    """The Galera-aware health endpoint HAProxy checks."""
-    h.start(
-        "kgt-health",
-        f"kgt health serve --bind {host.address} --port {host.settings.galera.health_port} "
-        "--defaults-file /etc/kgt/health.cnf --timeout 0.8",
-    )
-
-
-def start_garbd(h: LabHost) -> None:
-    """The Galera arbitrator, from the rendered /etc/default/garb."""
-    h.start(
-        "garbd",
-        'sh -c \'. /etc/default/garb; nodes=$(echo $GALERA_NODES | tr " " ","); '
-        'exec garbd -a "gcomm://$nodes" -g "$GALERA_GROUP" -o "$GALERA_OPTIONS"\'',
-    )
-
-
-def start_haproxy(h: LabHost) -> None:
-    """HAProxy in the foreground with the rendered config."""
-    h.run("mkdir -p /run/haproxy")
-    h.start("haproxy", "haproxy -db -f /etc/haproxy/haproxy.cfg")
-
-
-def start_keepalived(h: LabHost, stale_vips: list[str] | None = None) -> None:
-    """keepalived in the foreground, with pid files of its own.
-
-    A keepalived killed with -9 leaves its VIPs on the interface; `stale_vips` are
-    dropped before starting so the host does not answer for an address another proxy holds.
-    """
-    drop_vips(h, stale_vips or [])
-    h.start(
-        "keepalived",
-        "keepalived -n -l -D -f /etc/keepalived/keepalived.conf "
-        "-p /run/kgt/keepalived-main.pid -r /run/kgt/keepalived-vrrp.pid",
-    )
-
-
-def drop_vips(h: LabHost, vips: list[str], interface: str = "eth0") -> None:
-    """Remove VIPs left on a dead proxy's interface."""
+def drop_vips(h: LabHost, vips: list[str]) -> None:
+    """Remove VIPs left on a dead proxy's interface (what keepalived's `leftovers` say)."""
     for vip in vips:
-        h.run(f"ip addr del {vip}/32 dev {interface} 2>/dev/null || true")
+        for command in services.SERVICES["keepalived"].leftovers:
+            h.run(command.format(vip=vip))
 
 
 def held_vips(h: LabHost) -> list[str]:
@@ -131,27 +123,25 @@ def vips_in(addresses: str) -> list[str]:
     return sorted(held)
 
 
-def start_memcached(h: LabHost) -> None:
-    """memcached with the options of the rendered /etc/memcached.conf."""
-    h.start(
-        "memcached", 'sh -c \'exec memcached -u root $(grep "^-" /etc/memcached.conf | grep -v "^-u" | tr "\\n" " ")\''
-    )
+# -- single services, for tests that drive one by hand --------------------------------------
+
+
+def start_keepalived(h: LabHost, stale_vips: list[str] | None = None) -> None:
+    """keepalived, after dropping `stale_vips` (VIPs a keepalived killed with -9 left behind)."""
+    drop_vips(h, stale_vips or [])
+    keepalived = services.SERVICES["keepalived"]
+    launch(h, keepalived, keepalived.command)
 
 
 def start_keystone(h: LabHost, host: Host) -> None:
-    """Keystone's WSGI application under gunicorn (argv cleared by /docker/keystone_wsgi.py)."""
-    ks = host.settings.keystone
-    h.start(
-        "keystone",
-        f"/opt/keystone/bin/gunicorn --chdir /docker -b {host.address}:{ks.port} "
-        f"-w {ks.workers} --timeout 120 keystone_wsgi:application",
-        env=KEYSTONE_ENV,
-    )
+    """Keystone's WSGI server on `host`."""
+    keystone = services.SERVICES["keystone"]
+    launch(h, keystone, keystone.command.format_map(services.host_fields(host)))
 
 
 def stop_keystone(h: LabHost) -> None:
     """Stop Keystone's WSGI server."""
-    h.stop("keystone")
+    h.stop("keystone", wait=services.SERVICES["keystone"].stop_wait)
 
 
 def keystone_manage(h: LabHost, args: str, timeout: float = 300, secret_env: tuple[str, str] | None = None) -> None:
@@ -165,24 +155,8 @@ def keystone_manage(h: LabHost, args: str, timeout: float = 300, secret_env: tup
     if secret_env is not None:
         name, stdin = secret_env[0], secret_env[1] + "\n"
         prefix = f"IFS= read -r {name}; export {name}; "
-    command = f"{prefix}OS_KEYSTONE_CONFIG_DIR=/etc/keystone {KEYSTONE_MANAGE} {args}"
+    config = " ".join(f"{k}={v}" for k, v in services.KEYSTONE_ENV.items())
+    command = f"{prefix}{config} {KEYSTONE_MANAGE} {args}"
     result = h.run(command, timeout=timeout, input=stdin)
     if not result.ok:
         raise RuntimeError(f"keystone-manage {args.split()[0]} failed: {(result.stderr or result.stdout)[-800:]}")
-
-
-def start_named(h: LabHost) -> None:
-    """BIND serving the rendered zone."""
-    h.run("mkdir -p /var/cache/bind /run/named")
-    h.start("named", "named -f -u root -c /etc/bind/named.conf")
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """Whether `url` answers 200 within `timeout` (any error is False)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False

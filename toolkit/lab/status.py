@@ -1,4 +1,8 @@
-"""`kgt lab status`: per host, its services, wsrep state and the VIPs it holds."""
+"""`kgt lab status`: per host, its services, wsrep state and the VIPs it holds.
+
+Which services a host runs comes from the service table (`toolkit.services.ROLE_SERVICES`);
+whether one runs is the same pid-file test `LabServices` uses, all in one command per host.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from toolkit.lab import services
-from toolkit.lab.host import LabHost
+from toolkit.lab.host import LabHost, alive
 from toolkit.lab.network import CUT_CHAIN
+from toolkit.services import ROLE_SERVICES
 from toolkit.topology.model import Host, Topology
-
-ROLE_SERVICES = {
-    "galera": ("mariadb", "kgt-health"),
-    "garbd": ("garbd",),
-    "haproxy": ("haproxy",),
-    "keepalived": ("keepalived",),
-    "keystone": ("keystone",),
-    "memcached": ("memcached",),
-    "dns": ("named",),
-}
 
 
 @dataclass(frozen=True)
@@ -47,9 +42,7 @@ def _script(names: list[str], *, wsrep: bool, vips: bool) -> str:
     """
     lines = ["echo alive"]
     for name in names:
-        pid = f"/run/kgt/{name}.pid"
-        alive = f"[ -f {pid} ] && kill -0 $(cat {pid}) 2>/dev/null"
-        lines.append(f"if {alive}; then echo svc {name} 1; else echo svc {name} 0; fi")
+        lines.append(f"if {alive(name)}; then echo svc {name} 1; else echo svc {name} 0; fi")
     if wsrep:
         wanted = ",".join(f"'{k}'" for k in WSREP_SHOWN)
         query = f"SHOW GLOBAL STATUS WHERE Variable_name IN ({wanted})"
