@@ -87,7 +87,7 @@ def names(statements: list[str]) -> set[str]:
 def run_everything(topology: Topology, options: workload.Options, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Setup, initial read, one worker iteration, final reads and cleanup; return every statement sent."""
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     work = workload.targets(topology, "nodes")
     workload.setup(topology, work, "admin", "verify", 1.0, schema=options.schema)
     history = History()
@@ -127,7 +127,7 @@ def test_increment_and_status_record_the_node_that_served_them(
 ) -> None:
     # Through a VIP the serving node may be another region's: the history must say which.
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     history = History()
     worker = workload.Worker(
         workload.targets(example, "nodes")[0],
@@ -204,7 +204,7 @@ def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, 
 
 def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     work = workload.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode="lockstep"
@@ -233,7 +233,7 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(
         sessions.append(session)
         return FakeConnection([])
 
-    monkeypatch.setattr(workload, "_connect", connect)
+    monkeypatch.setattr("toolkit.check.sessions.connect", connect)
     work = workload.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode=mode
