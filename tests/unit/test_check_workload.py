@@ -247,3 +247,48 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(
 def test_unknown_mode_is_refused_before_anything_connects() -> None:
     with pytest.raises(CannotCheck, match="bad mode 'roundrobin'"):
         workload.Options(mode="roundrobin")
+
+
+def worker_reading(
+    example: Topology, monkeypatch: pytest.MonkeyPatch, shown: list[int], stop: threading.Event
+) -> tuple[workload.Worker, History]:
+    """A worker that needs r1 >= 2 to be visible, whose reads show `shown` one after the other."""
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection([]))
+    values = iter(shown)
+    monkeypatch.setattr(workload, "read_counters", lambda _conn, schema: {"r1": next(values), "shared": 0})
+    acked = workload.Acked()
+    acked.note({"r1": 2})
+    history = History()
+    target = workload.targets(example, "nodes")[0]
+    return workload.Worker(target, "verify", history, acked, workload.Options(visible_within=5.0), stop), history
+
+
+def test_a_read_is_repeated_until_it_shows_the_acknowledged_writes(
+    example: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, history = worker_reading(example, monkeypatch, [0, 1, 2, 3], threading.Event())
+    worker.read_and_verify()
+    reads = [op for op in history.ops if op.f == "read" and op.type == "ok"]
+    assert [(op.poll, op.value["r1"]) for op in reads] == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_stopped_worker_does_not_re_read(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    stop.set()
+    worker, history = worker_reading(example, monkeypatch, [0, 1, 2], stop)
+    worker.read_and_verify()
+    assert [op.value["r1"] for op in history.ops if op.f == "read" and op.type == "ok"] == [0]
+
+
+def test_final_reads_wait_for_synced_nodes_unless_aborted(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    statuses: list[str] = []
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(statuses))
+    abort = threading.Event()
+    abort.set()
+    workload.final_reads(History(), example, "verify", workload.Options(settle=5.0), abort)
+    assert statuses == []  # aborted: neither the settle wait nor the reads connect
+    history = History()
+    workload.final_reads(history, example, "verify", workload.Options(settle=5.0), threading.Event())
+    assert {op.host for op in history.ops if op.f == "read" and op.type == "ok"} == {
+        h.name for h in example.galera_nodes
+    }
