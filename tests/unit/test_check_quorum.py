@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.check.nodes import NodeResult
-from toolkit.check.quorum import SCHEMA, evaluate
+from toolkit.check.quorum import SCHEMA, Reasons, evaluate, region_state
 from toolkit.check.state import State
 from toolkit.topology import Topology, load
 
@@ -250,3 +250,27 @@ def test_json_schema(topo: Topology) -> None:
         "region_segment",
     }
     assert data["regions"][0] == {"name": "r1", "segment": 1, "state": "primary", "nodes": ["r1-db1"]}
+
+
+@pytest.mark.parametrize(
+    ("states", "region"),
+    [
+        (["synced", "synced"], "primary"),
+        (["synced", "down"], "degraded"),
+        (["primary", "non-primary"], "degraded"),
+        (["non-primary", "down"], "read-only"),
+        (["unknown", "down"], "unknown"),
+        (["down"], "down"),
+        ([], "down"),
+    ],
+)
+def test_region_state_from_its_nodes(states: list[str], region: str) -> None:
+    assert region_state(states) == region
+
+
+def test_reasons_are_worst_first_in_state_and_order() -> None:
+    assert Reasons().state == State.OK and Reasons().all() == []
+    reasons = Reasons(critical=["c"], unknown=["u"], warning=["w"])
+    assert reasons.state == State.UNKNOWN  # nagiosplugin's ranking: UNKNOWN above CRITICAL
+    assert reasons.all() == ["c", "u", "w"]
+    assert Reasons(warning=["w"]).state == State.WARNING

@@ -87,7 +87,7 @@ def names(statements: list[str]) -> set[str]:
 def run_everything(topology: Topology, options: workload.Options, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Setup, initial read, one worker iteration, final reads and cleanup; return every statement sent."""
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     work = workload.targets(topology, "nodes")
     workload.setup(topology, work, "admin", "verify", 1.0, schema=options.schema)
     history = History()
@@ -127,7 +127,7 @@ def test_increment_and_status_record_the_node_that_served_them(
 ) -> None:
     # Through a VIP the serving node may be another region's: the history must say which.
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     history = History()
     worker = workload.Worker(
         workload.targets(example, "nodes")[0],
@@ -204,7 +204,7 @@ def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, 
 
 def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    monkeypatch.setattr(workload, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     work = workload.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode="lockstep"
@@ -233,7 +233,7 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(
         sessions.append(session)
         return FakeConnection([])
 
-    monkeypatch.setattr(workload, "_connect", connect)
+    monkeypatch.setattr("toolkit.check.sessions.connect", connect)
     work = workload.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode=mode
@@ -247,3 +247,48 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(
 def test_unknown_mode_is_refused_before_anything_connects() -> None:
     with pytest.raises(CannotCheck, match="bad mode 'roundrobin'"):
         workload.Options(mode="roundrobin")
+
+
+def worker_reading(
+    example: Topology, monkeypatch: pytest.MonkeyPatch, shown: list[int], stop: threading.Event
+) -> tuple[workload.Worker, History]:
+    """A worker that needs r1 >= 2 to be visible, whose reads show `shown` one after the other."""
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection([]))
+    values = iter(shown)
+    monkeypatch.setattr(workload, "read_counters", lambda _conn, schema: {"r1": next(values), "shared": 0})
+    acked = workload.Acked()
+    acked.note({"r1": 2})
+    history = History()
+    target = workload.targets(example, "nodes")[0]
+    return workload.Worker(target, "verify", history, acked, workload.Options(visible_within=5.0), stop), history
+
+
+def test_a_read_is_repeated_until_it_shows_the_acknowledged_writes(
+    example: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, history = worker_reading(example, monkeypatch, [0, 1, 2, 3], threading.Event())
+    worker.read_and_verify()
+    reads = [op for op in history.ops if op.f == "read" and op.type == "ok"]
+    assert [(op.poll, op.value["r1"]) for op in reads] == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_stopped_worker_does_not_re_read(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    stop.set()
+    worker, history = worker_reading(example, monkeypatch, [0, 1, 2], stop)
+    worker.read_and_verify()
+    assert [op.value["r1"] for op in history.ops if op.f == "read" and op.type == "ok"] == [0]
+
+
+def test_final_reads_wait_for_synced_nodes_unless_aborted(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    statuses: list[str] = []
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(statuses))
+    abort = threading.Event()
+    abort.set()
+    workload.final_reads(History(), example, "verify", workload.Options(settle=5.0), abort)
+    assert statuses == []  # aborted: neither the settle wait nor the reads connect
+    history = History()
+    workload.final_reads(history, example, "verify", workload.Options(settle=5.0), threading.Event())
+    assert {op.host for op in history.ops if op.f == "read" and op.type == "ok"} == {
+        h.name for h in example.galera_nodes
+    }

@@ -20,7 +20,7 @@ def test_drill_uses_its_own_schema_and_leaves_the_verify_defaults_alone(
     example: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log: list[str] = []
-    monkeypatch.setattr(verify, "_connect", lambda *_args, **_session: FakeConnection(log))
+    monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     drill = workloads.Workloads(example, SECRETS, History(), workloads.WorkloadSettings())
     assert drill.options.schema == workloads.DRILL_SCHEMA == "kgt_drill"
     drill.prepare()

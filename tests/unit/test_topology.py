@@ -17,7 +17,8 @@ from toolkit.topology import Topology, load, load_with_warnings
 from toolkit.topology.document import parse_duration
 from toolkit.topology.loader import LineMap, format_loc, read_yaml
 from toolkit.topology.settings import DEFAULT_CORES
-from toolkit.topology.validate import bindings, half_partition, is_host_address
+from toolkit.topology.survival import half_partition
+from toolkit.topology.validate import bindings, is_host_address
 
 
 def errors_of(path: Path) -> list[Problem]:

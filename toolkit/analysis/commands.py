@@ -60,65 +60,60 @@ def run(
     if then and fail is None:
         raise UsageError("--then goes with --fail")
     layout = Layout.of(topology)
-    head = f"total weight {layout.total_weight}; Primary needs more than {layout.total_weight / 2:g}"
     if fail is not None:
-        outcomes = combine.what_if(layout, parse_steps(layout, fail, then))
-        if fmt == "json":
-            echo(
-                json.dumps(
-                    {"total_weight": layout.total_weight, "steps": [o.scenario.to_json() for o in outcomes]}, indent=2
-                )
-            )
-            return
-        echo(head)
-        width = max(len(o.name) for o in outcomes)
-        for o in outcomes:
-            echo(report.line(o.scenario, width))
-        return
-    if sequence:
-        entries = combine.sequences(layout)
-        budget = combine.budget(layout)
-        if fmt == "json":
-            echo(
-                json.dumps(
-                    {
-                        "total_weight": layout.total_weight,
-                        "budget": budget,
-                        "sequences": [
-                            {"first": e.first.scenario.to_json(), "then": [o.scenario.to_json() for o in e.then]}
-                            for e in entries
-                        ],
-                    },
-                    indent=2,
-                )
-            )
-            return
-        echo(head)
-        for e in entries:
-            for text in report.after_first(e, verbose):
-                echo(text)
-        echo(f"budget: {budget}")
-        return
-    if depth <= 1:
+        _what_if(layout, parse_steps(layout, fail, then), fmt, echo)
+    elif sequence:
+        _sequences(layout, fmt, verbose, echo)
+    elif depth <= 1:
         _single(topology, fmt, echo)
+    else:
+        _combinations(topology, layout, depth, fmt, verbose, echo)
+
+
+def _head(total_weight: int) -> str:
+    return f"total weight {total_weight}; Primary needs more than {total_weight / 2:g}"
+
+
+def _what_if(layout: Layout, steps: list[list[events.Event]], fmt: str, echo: Echo) -> None:
+    """`--fail … --then …`: the outcome after each step."""
+    outcomes = combine.what_if(layout, steps)
+    if fmt == "json":
+        steps_json = [o.scenario.to_json() for o in outcomes]
+        echo(json.dumps({"total_weight": layout.total_weight, "steps": steps_json}, indent=2))
         return
+    echo(_head(layout.total_weight))
+    width = max(len(o.name) for o in outcomes)
+    for o in outcomes:
+        echo(report.line(o.scenario, width))
+
+
+def _sequences(layout: Layout, fmt: str, verbose: bool, echo: Echo) -> None:
+    """`--sequence`: each first failure, then what it leaves survivable, and the failure budget."""
+    entries = combine.sequences(layout)
+    budget = combine.budget(layout)
+    if fmt == "json":
+        sequences = [
+            {"first": e.first.scenario.to_json(), "then": [o.scenario.to_json() for o in e.then]} for e in entries
+        ]
+        echo(json.dumps({"total_weight": layout.total_weight, "budget": budget, "sequences": sequences}, indent=2))
+        return
+    echo(_head(layout.total_weight))
+    for e in entries:
+        for text in report.after_first(e, verbose):
+            echo(text)
+    echo(f"budget: {budget}")
+
+
+def _combinations(topology: Topology, layout: Layout, depth: int, fmt: str, verbose: bool, echo: Echo) -> None:
+    """`--depth N`: every combination of up to N failures, the fixes and the notes."""
     outcomes, notes = combine.combinations(layout, depth)
     fixes = analyze(topology).fixes
     if fmt == "json":
-        echo(
-            json.dumps(
-                {
-                    "total_weight": layout.total_weight,
-                    "depth": depth,
-                    "scenarios": [o.scenario.to_json() for o in outcomes],
-                    "fixes": list(fixes),
-                    "notes": notes,
-                },
-                indent=2,
-            )
-        )
+        scenarios = [o.scenario.to_json() for o in outcomes]
+        body = {"total_weight": layout.total_weight, "depth": depth, "scenarios": scenarios}
+        echo(json.dumps({**body, "fixes": list(fixes), "notes": notes}, indent=2))
         return
-    echo(head)
+    echo(_head(layout.total_weight))
     survived = sum(1 for o in outcomes if o.survives)
     echo(f"depth {depth}: {len(outcomes)} scenarios, {survived} survived, {len(outcomes) - survived} not")
     if verbose:
@@ -140,7 +135,7 @@ def _single(topology: Topology, fmt: str, echo: Echo) -> None:
     if fmt == "json":
         echo(json.dumps(result.to_json(), indent=2))
         return
-    echo(f"total weight {result.total_weight}; Primary needs more than {result.total_weight / 2:g}")
+    echo(_head(result.total_weight))
     width = max(len(s.name) for s in result.scenarios)
     for s in result.scenarios:
         echo(report.line(s, width))

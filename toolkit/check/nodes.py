@@ -44,6 +44,11 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
+def _where(host: Host) -> tuple[str, str, str, int]:
+    """The name, region, address and MariaDB port of a Galera node: where a result comes from."""
+    return host.name, host.region, str(host.address), host.settings.galera.port
+
+
 @dataclass(frozen=True)
 class NodeResult:
     """What one Galera node said about itself, or why it said nothing.
@@ -91,16 +96,7 @@ class NodeResult:
     @classmethod
     def failed(cls, host: Host, error_class: str, error: str, elapsed: float = 0.0) -> NodeResult:
         """A node that could not be asked."""
-        return cls(
-            host.name,
-            host.region,
-            str(host.address),
-            host.settings.galera.port,
-            False,
-            error_class,
-            error,
-            round(elapsed, 6),
-        )
+        return cls(*_where(host), False, error_class, error, round(elapsed, 6))
 
     @classmethod
     def from_status(
@@ -109,10 +105,7 @@ class NodeResult:
         """Build a result from `SHOW GLOBAL STATUS LIKE 'wsrep%'` and the wsrep variables."""
         state = NodeState.from_rows(status, variables)
         return cls(
-            host.name,
-            host.region,
-            str(host.address),
-            host.settings.galera.port,
+            *_where(host),
             True,
             elapsed=round(elapsed, 6),
             cluster_status=state.cluster_status,

@@ -43,7 +43,7 @@ JSON (`QuorumVerdict.to_json`, schema "kgt.check.quorum/1"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.check.nodes import NodeResult
@@ -199,16 +199,143 @@ def _names(items: Iterable[str]) -> str:
     return ", ".join(items)
 
 
+@dataclass
+class Reasons:
+    """What is wrong, by how bad it is; the state is the worst of them."""
+
+    critical: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    warning: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> State:
+        """CRITICAL, UNKNOWN or WARNING if any reason is, else OK (worst first)."""
+        found = (State.CRITICAL, self.critical), (State.UNKNOWN, self.unknown), (State.WARNING, self.warning)
+        return worst(state for state, reasons in found if reasons)
+
+    def all(self) -> list[str]:
+        """Every reason, worst first."""
+        return self.critical + self.unknown + self.warning
+
+
+def expected_results(topology: Topology, results: Iterable[NodeResult]) -> list[NodeResult]:
+    """One result per Galera node of the topology, in its order; a node without one did not answer."""
+    given = {r.host: r for r in results}
+    return [given.get(h.name) or NodeResult.failed(h, "deadline", "no result") for h in topology.galera_nodes]
+
+
+def region_state(states: Sequence[str]) -> str:
+    """A region's state from its nodes' states: primary | degraded | read-only | unknown | down."""
+    if states and all(s == "synced" for s in states):
+        return "primary"
+    if any(s in ("synced", "primary") for s in states):
+        return "degraded"
+    if "non-primary" in states:
+        return "read-only"
+    if "unknown" in states:
+        return "unknown"
+    return "down"
+
+
+def _region_verdicts(topology: Topology, verdicts: Sequence[NodeVerdict]) -> tuple[RegionVerdict, ...]:
+    return tuple(
+        RegionVerdict(
+            region.name,
+            region.segment,
+            region_state([v.state for v in verdicts if v.result.region == region.name]),
+            tuple(h.name for h in region.galera_nodes),
+        )
+        for region in topology.regions
+    )
+
+
+def cluster_reasons(nodes: Sequence[NodeResult], components: Sequence[ObservedComponent], total: int) -> Reasons:
+    """Whether there is one Primary component, and a majority one: nobody answered, none, a split, too light."""
+    reasons = Reasons()
+    answered = [r for r in nodes if r.answered]
+    if not answered:
+        failures = {r.host: r.error_class or "error" for r in nodes}
+        detail = _names(f"{h} {c}" for h, c in failures.items())
+        network = all(c in NETWORK_ERRORS for c in failures.values())
+        (reasons.critical if network else reasons.unknown).append(f"no node answered ({detail})")
+    elif not components:
+        reasons.critical.append("no Primary component: " + _names(f"{r.host} {r.cluster_status}" for r in answered))
+    else:
+        _split_reasons(components, reasons)
+        main = components[0]
+        if not is_primary(main.weight, total):
+            reasons.critical.append(
+                f"Primary component weight {main.weight} of {total} is not a majority "
+                f"(one more loss stops writes everywhere)"
+            )
+    return reasons
+
+
+def _split_reasons(components: Sequence[ObservedComponent], reasons: Reasons) -> None:
+    """More than one Primary component: a split brain, or a view change caught half-way."""
+    if len({c.state_uuid for c in components}) > 1:
+        reasons.critical.append(
+            "split brain: Primary components with different state UUIDs: "
+            + "; ".join(f"{_names(c.hosts)} ({c.state_uuid[:8]}, conf {c.conf_id})" for c in components)
+        )
+    elif len(components) > 1:
+        disjoint = all(not (a.members & b.members) for i, a in enumerate(components) for b in components[i + 1 :])
+        text = "; ".join(f"{_names(c.hosts)} (conf {c.conf_id})" for c in components)
+        if disjoint:
+            reasons.critical.append(f"split brain: Primary components with different conf_ids: {text}")
+        else:
+            reasons.warning.append(f"view change in progress: nodes disagree on conf_id: {text}")
+
+
+def reachability_warnings(
+    verdicts: Sequence[NodeVerdict], regions: Sequence[RegionVerdict], answered: bool, primary: bool
+) -> list[str]:
+    """Nodes that did not answer (when others did), regions and nodes cut off from the Primary component."""
+    out = []
+    if answered:
+        out += [
+            f"{v.result.host} ({v.result.region}) did not answer: {v.result.error_class}"
+            for v in verdicts
+            if v.state in ("down", "unknown")
+        ]
+    read_only = {rv.name for rv in regions if rv.state == "read-only"}
+    if primary:
+        out += [
+            f"region {rv.name} is non-Primary (read-only): cut off from the Primary component"
+            for rv in regions
+            if rv.name in read_only
+        ]
+    lone = [v.result for v in verdicts if v.state == "non-primary" and v.result.region not in read_only]
+    if lone and primary:
+        out.append("non-Primary: " + _names(f"{r.host} ({r.region})" for r in lone))
+    return out
+
+
+def node_warnings(v: NodeVerdict, cluster_name: str, limits: Thresholds) -> list[str]:
+    """What is out on one node: not Synced or ready, wrong segment or cluster, replication falling behind."""
+    r = v.result
+    out = []
+    if v.state == "primary":
+        out.append(f"{r.host} is {r.local_state}, not Synced")
+    if not r.answered:
+        return out
+    if r.primary and r.ready is False:
+        out.append(f"{r.host} is not ready (wsrep_ready OFF)")
+    if r.segment is not None and r.segment != v.region_segment:
+        out.append(f"{r.host} is in gmcast.segment {r.segment}, the topology says {v.region_segment}")
+    if r.cluster_name and r.cluster_name != cluster_name:
+        out.append(f"{r.host} belongs to cluster '{r.cluster_name}', not '{cluster_name}'")
+    if (r.flow_control_paused or 0) > limits.flow_control_paused:
+        out.append(f"{r.host} flow control paused {r.flow_control_paused:.0%} of the time")
+    if (r.recv_queue or 0) > limits.recv_queue:
+        out.append(f"{r.host} receive queue {r.recv_queue} write-sets")
+    return out
+
+
 def evaluate(topology: Topology, results: Iterable[NodeResult], thresholds: Thresholds | None = None) -> QuorumVerdict:
     """Judge the cluster from one result per Galera node (see the module docstring)."""
     limits = thresholds or Thresholds()
-    given = {r.host: r for r in results}
-    expected = topology.galera_nodes
-    nodes: list[NodeResult] = [
-        given.get(h.name)
-        or NodeResult(h.name, h.region, str(h.address), h.settings.galera.port, False, "deadline", "no result")
-        for h in expected
-    ]
+    nodes = expected_results(topology, results)
     total = topology.total_weight
     expected_size = len(topology.voters)
     segment_of = {r.name: r.segment for r in topology.regions}
@@ -217,110 +344,62 @@ def evaluate(topology: Topology, results: Iterable[NodeResult], thresholds: Thre
     primary = [r for r in answered if r.primary]
     components = _components(topology, primary)
     main = components[0] if components else None
+    regions = _region_verdicts(topology, verdicts)
 
-    regions = []
-    for region in topology.regions:
-        states = [v.state for v in verdicts if v.result.region == region.name]
-        if states and all(s == "synced" for s in states):
-            rstate = "primary"
-        elif any(s in ("synced", "primary") for s in states):
-            rstate = "degraded"
-        elif "non-primary" in states:
-            rstate = "read-only"
-        elif "unknown" in states:
-            rstate = "unknown"
-        else:
-            rstate = "down"
-        regions.append(RegionVerdict(region.name, region.segment, rstate, tuple(h.name for h in region.galera_nodes)))
+    reasons = cluster_reasons(nodes, components, total)
+    reasons.warning += reachability_warnings(verdicts, regions, bool(answered), bool(primary))
+    reasons.warning += [w for v in verdicts for w in node_warnings(v, topology.name, limits)]
+    if main is not None and main.size is not None and main.size < expected_size and not reasons.critical:
+        reasons.warning.append(f"cluster size {main.size} of {expected_size}")
 
-    critical: list[str] = []
-    unknown: list[str] = []
-    warning: list[str] = []
-    if not answered:
-        failures = {r.host: r.error_class or "error" for r in nodes}
-        detail = _names(f"{h} {c}" for h, c in failures.items())
-        if all(c in NETWORK_ERRORS for c in failures.values()):
-            critical.append(f"no node answered ({detail})")
-        else:
-            unknown.append(f"no node answered ({detail})")
-    elif not primary:
-        critical.append("no Primary component: " + _names(f"{r.host} {r.cluster_status}" for r in answered))
-    else:
-        assert main is not None
-        uuids = {c.state_uuid for c in components}
-        if len(uuids) > 1:
-            critical.append(
-                "split brain: Primary components with different state UUIDs: "
-                + "; ".join(f"{_names(c.hosts)} ({c.state_uuid[:8]}, conf {c.conf_id})" for c in components)
-            )
-        elif len(components) > 1:
-            disjoint = all(not (a.members & b.members) for i, a in enumerate(components) for b in components[i + 1 :])
-            text = "; ".join(f"{_names(c.hosts)} (conf {c.conf_id})" for c in components)
-            if disjoint:
-                critical.append(f"split brain: Primary components with different conf_ids: {text}")
-            else:
-                warning.append(f"view change in progress: nodes disagree on conf_id: {text}")
-        if not is_primary(main.weight, total):
-            critical.append(
-                f"Primary component weight {main.weight} of {total} is not a majority "
-                f"(one more loss stops writes everywhere)"
-            )
-    for v in verdicts:
-        r = v.result
-        if v.state in ("down", "unknown") and answered:
-            warning.append(f"{r.host} ({r.region}) did not answer: {r.error_class}")
-    read_only = [rv for rv in regions if rv.state == "read-only"]
-    for rv in read_only:
-        if primary:
-            warning.append(f"region {rv.name} is non-Primary (read-only): cut off from the Primary component")
-    lone = [
-        v.result for v in verdicts if v.state == "non-primary" and v.result.region not in {rv.name for rv in read_only}
-    ]
-    if lone and primary:
-        warning.append("non-Primary: " + _names(f"{r.host} ({r.region})" for r in lone))
-    for v in verdicts:
-        r = v.result
-        if v.state == "primary":
-            warning.append(f"{r.host} is {r.local_state}, not Synced")
-        if r.answered and r.primary and r.ready is False:
-            warning.append(f"{r.host} is not ready (wsrep_ready OFF)")
-        if r.answered and r.segment is not None and r.segment != v.region_segment:
-            warning.append(f"{r.host} is in gmcast.segment {r.segment}, the topology says {v.region_segment}")
-        if r.answered and r.cluster_name and r.cluster_name != topology.name:
-            warning.append(f"{r.host} belongs to cluster '{r.cluster_name}', not '{topology.name}'")
-        if r.answered and (r.flow_control_paused or 0) > limits.flow_control_paused:
-            warning.append(f"{r.host} flow control paused {r.flow_control_paused:.0%} of the time")
-        if r.answered and (r.recv_queue or 0) > limits.recv_queue:
-            warning.append(f"{r.host} receive queue {r.recv_queue} write-sets")
-    if main is not None and main.size is not None and main.size < expected_size and not critical:
-        warning.append(f"cluster size {main.size} of {expected_size}")
+    state = reasons.state
+    return QuorumVerdict(
+        state,
+        _summary(reasons, main, nodes, len(regions), total),
+        tuple(reasons.all()),
+        verdicts,
+        regions,
+        tuple(components),
+        total,
+        main.weight if main else 0,
+        expected_size,
+        _metrics(nodes, components, regions, total),
+    )
 
-    state = worst([State.CRITICAL] * bool(critical) + [State.UNKNOWN] * bool(unknown) + [State.WARNING] * bool(warning))
-    primary_weight = main.weight if main else 0
-    synced = [r for r in nodes if r.synced]
-    if state == State.OK and main is not None:
-        summary = (
-            f"{len(synced)}/{len(nodes)} nodes Primary and Synced in {len(regions)} regions, "
-            f"weight {primary_weight}/{total}, conf_id {main.conf_id}"
+
+def _summary(
+    reasons: Reasons, main: ObservedComponent | None, nodes: Sequence[NodeResult], regions: int, total: int
+) -> str:
+    """The one line: how healthy it is when OK, else the worst reason, the Primary side, and how many more."""
+    synced = sum(1 for r in nodes if r.synced)
+    weight = main.weight if main else 0
+    if reasons.state == State.OK and main is not None:
+        return (
+            f"{synced}/{len(nodes)} nodes Primary and Synced in {regions} regions, "
+            f"weight {weight}/{total}, conf_id {main.conf_id}"
         )
-    else:
-        reasons_first = critical or unknown or warning
-        summary = reasons_first[0]
-        extra = len(critical) + len(unknown) + len(warning) - 1
-        if main is not None and not critical:
-            summary += (
-                f" (Primary: {_names(main.regions)}, weight {primary_weight}/{total}, "
-                f"{len(synced)}/{len(nodes)} nodes Synced)"
-            )
-        if extra > 0:
-            summary += f"; and {extra} more"
-    metrics: dict[str, float] = {
+    every = reasons.all()
+    summary = every[0]
+    if main is not None and not reasons.critical:
+        summary += f" (Primary: {_names(main.regions)}, weight {weight}/{total}, {synced}/{len(nodes)} nodes Synced)"
+    if len(every) > 1:
+        summary += f"; and {len(every) - 1} more"
+    return summary
+
+
+def _metrics(
+    nodes: Sequence[NodeResult], components: Sequence[ObservedComponent], regions: Sequence[RegionVerdict], total: int
+) -> dict[str, float]:
+    """The perfdata of the verdict."""
+    answered = [r for r in nodes if r.answered]
+    main = components[0] if components else None
+    return {
         "nodes_expected": len(nodes),
         "nodes_answered": len(answered),
-        "nodes_primary": len(primary),
-        "nodes_synced": len(synced),
+        "nodes_primary": sum(1 for r in answered if r.primary),
+        "nodes_synced": sum(1 for r in nodes if r.synced),
         "cluster_size": (main.size or 0) if main else 0,
-        "primary_weight": primary_weight,
+        "primary_weight": main.weight if main else 0,
         "total_weight": total,
         "regions_total": len(regions),
         "regions_primary": sum(1 for rv in regions if rv.state in ("primary", "degraded")),
@@ -329,15 +408,3 @@ def evaluate(topology: Topology, results: Iterable[NodeResult], thresholds: Thre
         "recv_queue_max": max((r.recv_queue or 0 for r in answered), default=0),
         "repl_latency_max": max((r.repl_latency or 0.0 for r in answered), default=0.0),
     }
-    return QuorumVerdict(
-        state,
-        summary,
-        tuple(critical + unknown + warning),
-        verdicts,
-        tuple(regions),
-        tuple(components),
-        total,
-        primary_weight,
-        expected_size,
-        metrics,
-    )

@@ -37,63 +37,37 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from toolkit import db
+# The schema, the targets and the sessions have modules of their own (`counters`, `sessions`);
+# the names the commands, the drills and the benchmarks use of them (`X as X`) stay importable from here.
+from toolkit.check import sessions
+from toolkit.check.counters import SCHEMA, SHARED, counters_table
+from toolkit.check.counters import VERIFY_USER as VERIFY_USER
+from toolkit.check.counters import cleanup as cleanup
+from toolkit.check.counters import read_counters as read_counters
+from toolkit.check.counters import setup as setup
 from toolkit.check.history import History, Op
 from toolkit.check.nodes import classify, one_line
-from toolkit.check.state import NETWORK_ERRORS, CannotCheck, NothingReachable
+from toolkit.check.sessions import Target, node_target
+from toolkit.check.sessions import read_status as read_status
+from toolkit.check.sessions import targets as targets
+from toolkit.check.state import CannotCheck
+from toolkit.retry import DeadlineExceeded, poll
 from toolkit.topology.model import Host, Topology
-from toolkit.wsrep import PRIMARY, NodeState
+from toolkit.wsrep import PRIMARY
 
-SCHEMA = "kgt_verify"  # the default of Options.schema and of the functions that take one
-# A plain SQL identifier: it is written into statements unquoted.
-_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-VERIFY_USER = "kgt_verify"
-ADMIN_USER = "kgt_admin"
-SHARED = "shared"
 # Errors after which a transaction certainly did not commit, even when raised by COMMIT.
 DEFINITE = frozenset({"certification-conflict", "non-primary", "access-denied"})
 
 
 class SchemaMissing(Exception):
     """The counters the workload needs are not in the table (dropped while running?)."""
-
-
-def counters_table(schema: str = SCHEMA) -> str:
-    """`schema.counters`, once `schema` is known to be a plain SQL identifier (else UNKNOWN in one line)."""
-    if not _IDENTIFIER.fullmatch(schema):
-        raise CannotCheck(
-            f"UNKNOWN: bad schema name {schema!r}: want a plain SQL identifier "
-            "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)"
-        )
-    return f"{schema}.counters"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a region's worker connects: a VIP (HAProxy write port) or a Galera node."""
-
-    region: str
-    name: str
-    address: str
-    port: int
-    read_port: int | None = None  # a VIP's reads go to HAProxy's read listener (dirty reads allowed)
-
-    def reads(self) -> Target:
-        """Where reads go: the read listener of a VIP, else the same endpoint."""
-        return replace(self, port=self.read_port) if self.read_port else self
-
-    @property
-    def where(self) -> str:
-        """`address:port`."""
-        return f"{self.address}:{self.port}"
 
 
 MODES = ("concurrent", "lockstep")
@@ -135,170 +109,6 @@ class Options:
         return counters_table(self.schema)
 
 
-def targets(topology: Topology, through: str) -> list[Target]:
-    """One target per region: its first VIP (writes to HAProxy's write port, reads to its read port) or first node."""
-    out = []
-    for region in topology.regions:
-        if through == "vip":
-            if not region.vips:
-                raise CannotCheck(f"UNKNOWN: region {region.name} has no VIP: use --through nodes")
-            proxies = region.with_role("haproxy") or region.hosts
-            vip = region.vips[0]
-            haproxy = proxies[0].settings.haproxy
-            out.append(Target(region.name, vip.name, str(vip.address), haproxy.write_port, haproxy.read_port))
-        elif region.galera_nodes:
-            node = region.galera_nodes[0]
-            out.append(Target(region.name, node.name, str(node.address), node.settings.galera.port))
-    if not out:
-        raise CannotCheck("UNKNOWN: no region has a Galera node to verify through")
-    return out
-
-
-def node_target(host: Host) -> Target:
-    """A Galera node as a target."""
-    return Target(host.region, host.name, str(host.address), host.settings.galera.port)
-
-
-def _connect(target: Target, user: str, password: str, timeout: float, **session: int) -> Any:
-    conn = db.connect(
-        db.Endpoint(target.address, target.port, user, password),
-        connect_timeout=min(timeout, 2.0),
-        read_timeout=timeout,
-        write_timeout=timeout,
-    )
-    try:
-        with conn.cursor() as cur:
-            for name, value in session.items():
-                cur.execute(f"SET SESSION {name} = %s", (value,))
-    except BaseException:
-        _close(conn)
-        raise
-    return conn
-
-
-def _close(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(Exception):
-            conn.close()
-
-
-# --- schema ------------------------------------------------------------------------------
-
-
-def _admin_each(
-    candidates: Iterable[Target], password: str, timeout: float, action: Callable[[Any], None], what: str
-) -> Target:
-    """Run `action` on the first candidate that works as kgt_admin; raise a one-line error otherwise."""
-    failures: list[tuple[str, str, str]] = []
-    for target in candidates:
-        conn = None
-        try:
-            conn = _connect(target, ADMIN_USER, password, timeout)
-            action(conn)
-            return target
-        except Exception as exc:
-            failures.append((target.name, classify(exc), one_line(exc)))
-        finally:
-            _close(conn)
-    detail = "; ".join(f"{name}: {cls}" for name, cls, _ in failures)
-    classes = {cls for _, cls, _ in failures}
-    if classes <= NETWORK_ERRORS | {"non-primary"}:
-        raise NothingReachable(f"CRITICAL: cannot {what}: no Primary node reachable ({detail})")
-    raise CannotCheck(f"UNKNOWN: cannot {what} ({detail}; first error: {failures[0][2]})")
-
-
-def _admin_candidates(topology: Topology, primary: list[Target]) -> list[Target]:
-    seen = {t.where for t in primary}
-    return [*primary, *(node_target(h) for h in topology.galera_nodes if node_target(h).where not in seen)]
-
-
-def setup(
-    topology: Topology,
-    work: list[Target],
-    admin_password: str,
-    verify_password: str,
-    timeout: float,
-    *,
-    schema: str = SCHEMA,
-) -> Target:
-    """Create the schema, the rows and the least-privilege user (idempotent); return where it ran.
-
-    The user is shared by every schema: each setup grants it on its own schema, in addition
-    to what it already had.
-    """
-    table = counters_table(schema)
-    rows = [t.region for t in work] + [SHARED]
-
-    def create(conn: Any) -> None:
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS {schema}")
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR(64) NOT NULL PRIMARY KEY, "
-                "value BIGINT NOT NULL DEFAULT 0, writer VARCHAR(64) NULL) ENGINE=InnoDB"
-            )
-            cur.executemany(f"INSERT IGNORE INTO {table} (name, value) VALUES (%s, 0)", [(r,) for r in rows])
-            cur.execute(f"CREATE USER IF NOT EXISTS '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
-            cur.execute(f"ALTER USER '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO '{VERIFY_USER}'@'%'")
-
-    return _admin_each(
-        _admin_candidates(topology, work),
-        admin_password,
-        timeout,
-        create,
-        f"create schema {schema} and user {VERIFY_USER}",
-    )
-
-
-@dataclass(frozen=True)
-class Cleaned:
-    """What `cleanup` did: which schema, where, and which other schemas kept the shared user alive."""
-
-    schema: str
-    target: Target
-    user_kept_for: tuple[str, ...]
-
-    def summary(self) -> str:
-        """One line for the operator."""
-        user = (
-            f"kept user {VERIFY_USER} (still granted on {', '.join(self.user_kept_for)})"
-            if self.user_kept_for
-            else f"dropped user {VERIFY_USER}"
-        )
-        return f"dropped schema {self.schema}, {user} (through {self.target.name})"
-
-
-def cleanup(
-    topology: Topology, work: list[Target], admin_password: str, timeout: float, *, schema: str = SCHEMA
-) -> Cleaned:
-    """Drop the schema and its grant; drop the shared user too once no other schema uses it.
-
-    A drill (schema kgt_drill) or another verify run may be using kgt_verify right now:
-    its grants on schemas that still exist keep the user alive.
-    """
-    counters_table(schema)
-    kept: list[str] = []
-
-    def drop(conn: Any) -> None:
-        kept.clear()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {schema}")
-            cur.execute("SELECT Db FROM mysql.db WHERE User = %s AND Host = '%%'", (VERIFY_USER,))
-            granted = {str(row[0]) for row in cur.fetchall()}
-            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-            existing = {str(row[0]) for row in cur.fetchall()}
-            kept.extend(sorted((granted & existing) - {schema}))
-            if not kept:
-                cur.execute(f"DROP USER IF EXISTS '{VERIFY_USER}'@'%'")
-            elif schema in granted:
-                cur.execute(f"REVOKE ALL PRIVILEGES ON {schema}.* FROM '{VERIFY_USER}'@'%'")
-
-    target = _admin_each(
-        _admin_candidates(topology, work), admin_password, timeout, drop, f"drop schema {schema} and user {VERIFY_USER}"
-    )
-    return Cleaned(schema, target, tuple(kept))
-
-
 # --- operations ----------------------------------------------------------------------------
 
 
@@ -319,34 +129,6 @@ class Acked:
         """A copy of the current maxima."""
         with self._lock:
             return dict(self._max)
-
-
-def read_counters(conn: Any, *, schema: str = SCHEMA) -> dict[str, int]:
-    """Every counter of the schema."""
-    table = counters_table(schema)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT name, value FROM {table}")
-        return {str(name): int(value) for name, value in cur.fetchall()}
-
-
-def read_status(conn: Any) -> dict[str, Any]:
-    """The few wsrep status values a status operation records."""
-    s = NodeState.from_rows(db.wsrep_status(conn))
-    return {
-        "status": s.cluster_status,
-        "size": s.cluster_size,
-        "state": s.local_state_comment,
-        "conf_id": s.conf_id,
-        "node": node_name(conn),
-    }
-
-
-def node_name(conn: Any) -> str | None:
-    """`@@wsrep_node_name` of the node behind a connection (a VIP may lead anywhere)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT @@wsrep_node_name")
-        row = cur.fetchone()
-    return str(row[0]) if row and row[0] is not None else None
 
 
 def _go_on(stop: threading.Event, options: Options, iterations: int, deadline: float | None) -> bool:
@@ -383,7 +165,7 @@ class Worker(threading.Thread):
     # connections: dropped on any error, re-opened by the next operation
     def _writer(self) -> Any:
         if self._write is None:
-            self._write = _connect(
+            self._write = sessions.connect(
                 self.target,
                 VERIFY_USER,
                 self.password,
@@ -396,7 +178,7 @@ class Worker(threading.Thread):
 
     def _reader(self) -> Any:
         if self._read is None:
-            self._read = _connect(
+            self._read = sessions.connect(
                 self.target.reads(),
                 VERIFY_USER,
                 self.password,
@@ -408,7 +190,7 @@ class Worker(threading.Thread):
 
     def _drop(self, which: str) -> None:
         conn = self._write if which == "write" else self._read
-        _close(conn)
+        sessions.close(conn)
         if which == "write":
             self._write = None
         else:
@@ -487,23 +269,31 @@ class Worker(threading.Thread):
     def read_and_verify(self) -> None:
         """Read every counter; re-read until acknowledged writes show, for at most `visible_within`."""
         required = self.acked.snapshot()
-        give_up = time.monotonic() + self.options.visible_within
-        poll, pause = 0, 0.002
-        while True:
-            op = self._invoke("read", poll=poll)
+        reads = 0
+
+        def read() -> bool:
+            """One read; done once it shows every required write, or failed (recorded as such)."""
+            nonlocal reads
+            op = self._invoke("read", poll=reads)
+            reads += 1
             try:
                 values = read_counters(self._reader(), schema=self.options.schema)
             except Exception as exc:
                 self._failed(op, exc, "read")
-                return
+                return True
             self.history.complete(op, "ok", values)
-            if all(values.get(row, -1) >= v for row, v in required.items()):
-                return
-            if time.monotonic() + pause > give_up or self.stop_event.is_set():
-                return
-            time.sleep(pause)
-            pause = min(0.1, pause * 2)
-            poll += 1
+            return all(values.get(row, -1) >= v for row, v in required.items())
+
+        with contextlib.suppress(DeadlineExceeded):  # still stale after `visible_within`, or stopped
+            poll(
+                read,
+                timeout=self.options.visible_within,
+                what="acknowledged writes visible",
+                interval=0.002,
+                max_interval=0.1,
+                retry_on=(),
+                stop=self.stop_event.is_set,
+            )
 
     def run(self) -> None:
         """Iterate until the stop event, the deadline or the iteration count."""
@@ -551,34 +341,40 @@ def initial_read(history: History, work: list[Target], password: str, timeout: f
         op = history.invoke("setup", "read", region=target.region, host=target.name, address=target.where, poll=0)
         conn = None
         try:
-            conn = _connect(target, VERIFY_USER, password, timeout, wsrep_sync_wait=1)
+            conn = sessions.connect(target, VERIFY_USER, password, timeout, wsrep_sync_wait=1)
             history.complete(op, "ok", read_counters(conn, schema=schema))
             return
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
         finally:
-            _close(conn)
+            sessions.close(conn)
 
 
 def final_reads(history: History, topology: Topology, password: str, options: Options, abort: threading.Event) -> None:
     """Wait (bounded) for every node to be Primary and Synced, then read each node's status and counters."""
     nodes = [node_target(h) for h in topology.galera_nodes]
-    settle_until = time.monotonic() + options.settle
-    while not abort.is_set() and time.monotonic() < settle_until:
-        if all(_synced(t, password, options.timeout) for t in nodes):
-            break
-        abort.wait(0.5)
+    if options.settle > 0 and not abort.is_set():
+        with contextlib.suppress(DeadlineExceeded):  # not all Synced in time, or aborted: read them as they are
+            poll(
+                lambda: all(_synced(t, password, options.timeout) for t in nodes),
+                timeout=options.settle,
+                what="every node Primary and Synced",
+                interval=0.5,
+                max_interval=0.5,
+                retry_on=(),
+                stop=abort.is_set,
+            )
     for target in nodes:
         if abort.is_set():
             return
         conn = None
         op = history.invoke("final", "status", region=target.region, host=target.name, address=target.where)
         try:
-            conn = _connect(target, VERIFY_USER, password, options.timeout, wsrep_dirty_reads=1)
+            conn = sessions.connect(target, VERIFY_USER, password, options.timeout, wsrep_dirty_reads=1)
             status = read_status(conn)
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
-            _close(conn)
+            sessions.close(conn)
             continue
         history.complete(op, "ok", status)
         op = history.invoke("final", "read", region=target.region, host=target.name, address=target.where, poll=0)
@@ -590,19 +386,19 @@ def final_reads(history: History, topology: Topology, password: str, options: Op
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
         finally:
-            _close(conn)
+            sessions.close(conn)
 
 
 def _synced(target: Target, password: str, timeout: float) -> bool:
     conn = None
     try:
-        conn = _connect(target, VERIFY_USER, password, min(timeout, 2.0))
+        conn = sessions.connect(target, VERIFY_USER, password, min(timeout, 2.0))
         s = read_status(conn)
         return bool(s["status"] == PRIMARY and s["state"] == "Synced")
     except Exception:
         return False
     finally:
-        _close(conn)
+        sessions.close(conn)
 
 
 class Lockstep(threading.Thread):

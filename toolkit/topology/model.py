@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.topology.document import TopologyDoc
 from toolkit.topology.settings import HostSettings, resolve
@@ -63,8 +64,32 @@ class Host:
         return f"{self.address}:{port}"
 
 
+class HostGroup:
+    """What a group of hosts (a region, the whole site) says about them, in file order."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def hosts(self) -> tuple[Host, ...]:
+            """The group's hosts, in file order (a field of a region, computed for the site)."""
+
+    def with_role(self, role: str) -> tuple[Host, ...]:
+        """The hosts holding `role`, in file order."""
+        return tuple(h for h in self.hosts if h.has(role))
+
+    @property
+    def galera_nodes(self) -> tuple[Host, ...]:
+        """The Galera nodes."""
+        return self.with_role("galera")
+
+    @property
+    def voters(self) -> tuple[Host, ...]:
+        """The hosts that vote in the quorum: Galera nodes and garbd."""
+        return tuple(h for h in self.hosts if h.is_voter)
+
+
 @dataclass(frozen=True)
-class Region:
+class Region(HostGroup):
     """A region: one gmcast.segment with its hosts and VIPs."""
 
     name: str
@@ -78,20 +103,6 @@ class Region:
         """gmcast.segment of the region's Galera nodes."""
         return self.index
 
-    def with_role(self, role: str) -> tuple[Host, ...]:
-        """Hosts of the region holding `role`, in file order."""
-        return tuple(h for h in self.hosts if h.has(role))
-
-    @property
-    def galera_nodes(self) -> tuple[Host, ...]:
-        """Galera nodes of the region."""
-        return self.with_role("galera")
-
-    @property
-    def voters(self) -> tuple[Host, ...]:
-        """Hosts that vote in the quorum: Galera nodes and garbd."""
-        return tuple(h for h in self.hosts if h.is_voter)
-
     @property
     def weight(self) -> int:
         """Total quorum weight of the region."""
@@ -99,7 +110,7 @@ class Region:
 
 
 @dataclass(frozen=True)
-class Topology:
+class Topology(HostGroup):
     """The whole site: regions, hosts, VIPs, WAN hints and where its secrets live."""
 
     name: str
@@ -179,20 +190,6 @@ class Topology:
     def region_of(self, host: Host) -> Region:
         """The region `host` belongs to."""
         return self.region(host.region)
-
-    def with_role(self, role: str) -> tuple[Host, ...]:
-        """Every host holding `role`, in file order."""
-        return tuple(h for h in self.hosts if h.has(role))
-
-    @property
-    def galera_nodes(self) -> tuple[Host, ...]:
-        """Every Galera node."""
-        return self.with_role("galera")
-
-    @property
-    def voters(self) -> tuple[Host, ...]:
-        """Every quorum voter: Galera nodes and garbd."""
-        return tuple(h for h in self.hosts if h.is_voter)
 
     @property
     def vips(self) -> tuple[Vip, ...]:

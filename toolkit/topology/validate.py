@@ -2,19 +2,26 @@
 
 Errors make the topology unusable; warnings name a failure the topology will not survive.
 Every finding is located by path and line in the file.
+
+The checks are a declarative table, in the order their findings are reported: each entry
+of `SITE_CHECKS` is a small pure function that reads a `Site` and yields problems; its
+`regions` runs `REGION_CHECKS` on each region, whose `hosts` and `vips` run `HOST_CHECKS`
+and `VIP_CHECKS` on each host and VIP. The quorum shape (`survival`) is judged last, once
+there is no error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from toolkit.errors import Problem
-from toolkit.topology import evs
-from toolkit.topology.document import Settings, TopologyDoc
+from toolkit.topology import evs, survival
+from toolkit.topology.document import HostDoc, RegionDoc, Settings, TopologyDoc, VipDoc
 from toolkit.topology.loader import LineMap, Loc
 from toolkit.topology.model import Host, Topology
-from toolkit.wsrep import is_primary
 
 
 def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str]]:
@@ -71,217 +78,271 @@ def _region_host_locs(doc: TopologyDoc) -> Iterator[tuple[Loc, str, IPv4Address]
             yield ("regions", ri, "hosts", hi), host.name, host.address
 
 
-def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]:
-    """Every semantic error and warning of the topology."""
-    problems: list[Problem] = []
+@dataclass(frozen=True)
+class Site:
+    """What every check reads: the document (for locations), the model, the lines, first uses."""
 
-    def err(loc: Loc, message: str) -> None:
-        problems.append(lines.problem(loc, message))
+    doc: TopologyDoc
+    topology: Topology
+    lines: LineMap
+    first_name: dict[str, Loc]  # where each host or VIP name is first used, in file order
+    first_address: dict[IPv4Address, Loc]
 
-    def warn(loc: Loc, message: str) -> None:
-        problems.append(lines.problem(loc, message, "warning"))
+    @classmethod
+    def of(cls, doc: TopologyDoc, topology: Topology, lines: LineMap) -> Site:
+        """Index the first use of every name and address (hosts, then VIPs, region by region)."""
+        names: dict[str, Loc] = {}
+        addresses: dict[IPv4Address, Loc] = {}
+        for ri, region in enumerate(doc.regions):
+            members: list[tuple[str, Sequence[HostDoc | VipDoc]]] = [("hosts", region.hosts), ("vips", region.vips)]
+            for key, items in members:
+                for i, item in enumerate(items):
+                    names.setdefault(item.name, ("regions", ri, key, i, "name"))
+                    addresses.setdefault(item.address, ("regions", ri, key, i, "address"))
+        return cls(doc, topology, lines, names, addresses)
 
-    # Names and addresses are unique across the whole site.
-    seen_regions: dict[str, Loc] = {}
-    for ri, region in enumerate(doc.regions):
+    def error(self, loc: Loc, message: str) -> Problem:
+        """An error located at `loc`."""
+        return self.lines.problem(loc, message)
+
+    def warning(self, loc: Loc, message: str) -> Problem:
+        """A warning located at `loc`."""
+        return self.lines.problem(loc, message, "warning")
+
+
+Found = Iterator[Problem]
+
+
+# --- a host or a VIP of a region -------------------------------------------------------------
+
+
+def unique(site: Site, region: RegionDoc, loc: Loc, item: HostDoc | VipDoc) -> Found:
+    """A host's or VIP's name and address are used once across the whole site."""
+    used: tuple[tuple[str, str, dict[Any, Loc], object], ...] = (
+        ("name", f"name '{item.name}'", site.first_name, item.name),
+        ("address", f"address {item.address}", site.first_address, item.address),
+    )
+    for key, what, first, value in used:
+        if first[value] != (*loc, key):
+            yield site.error((*loc, key), f"{what} is used twice (first at line {site.lines.line(first[value])})")
+
+
+def host_in_subnet(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Found:
+    """A host's address is a host address of its region's subnet."""
+    if not is_host_address(host.address, region.subnet):
+        why = f"is not a host address of region '{region.name}' subnet {region.subnet}"
+        yield site.error((*loc, "address"), f"address {host.address} {why}")
+
+
+def vip_in_subnet(site: Site, region: RegionDoc, loc: Loc, vip: VipDoc) -> Found:
+    """A VIP is a host address of its region's subnet."""
+    if not is_host_address(vip.address, region.subnet):
+        yield site.error(
+            (*loc, "address"), f"VIP {vip.address} is not inside region '{region.name}' subnet {region.subnet}"
+        )
+
+
+def roles_once(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Found:
+    """No role is listed twice."""
+    if len(set(host.roles)) != len(host.roles):
+        yield site.error((*loc, "roles"), "a role is listed twice")
+
+
+def roles_together(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Found:
+    """keepalived comes with haproxy; a Galera node is not also a garbd."""
+    roles = set(host.roles)
+    if "keepalived" in roles and "haproxy" not in roles:
+        yield site.error(
+            (*loc, "roles"), "keepalived without haproxy: keepalived only moves the VIPs of a local HAProxy"
+        )
+    if "galera" in roles and "garbd" in roles:
+        yield site.error((*loc, "roles"), "a host cannot be both a Galera node and a garbd (they share the gcomm port)")
+
+
+SECTIONS = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
+
+
+def ignored_settings(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Found:
+    """Settings of a role the host does not hold (a garbd host uses only galera's EVS timeouts)."""
+    roles = set(host.roles)
+    for section in SECTIONS:
+        if section == "galera" and host.galera is not None and "garbd" in roles and "galera" not in roles:
+            # garbd takes its EVS timeouts from `galera:`; nothing else there applies to it.
+            unused = sorted(set(host.galera.model_dump(exclude_none=True)) - set(evs.STOCK_EVS))
+            if unused:
+                yield site.warning(
+                    (*loc, section),
+                    f"galera settings {', '.join(unused)} are ignored on a garbd host (it uses only the EVS timeouts)",
+                )
+            continue
+        if getattr(host, section) is not None and section not in roles:
+            yield site.warning(
+                (*loc, section), f"settings for role '{section}' on a host without that role are ignored"
+            )
+
+
+HostCheck = Callable[[Site, RegionDoc, Loc, HostDoc], Found]
+VipCheck = Callable[[Site, RegionDoc, Loc, VipDoc], Found]
+HOST_CHECKS: tuple[HostCheck, ...] = (unique, host_in_subnet, roles_once, roles_together, ignored_settings)
+VIP_CHECKS: tuple[VipCheck, ...] = (unique, vip_in_subnet)
+
+
+# --- a region -----------------------------------------------------------------------------------
+
+
+def subnet_overlaps(site: Site, ri: int) -> Found:
+    """A region's subnet overlaps no earlier region's."""
+    region = site.doc.regions[ri]
+    for other in site.doc.regions[:ri]:
+        if region.subnet.overlaps(other.subnet):
+            yield site.error(
+                ("regions", ri, "subnet"), f"subnet {region.subnet} overlaps region '{other.name}' ({other.subnet})"
+            )
+
+
+def hosts(site: Site, ri: int) -> Found:
+    """Every host check on each host of the region."""
+    region = site.doc.regions[ri]
+    for hi, host in enumerate(region.hosts):
+        for check in HOST_CHECKS:
+            yield from check(site, region, ("regions", ri, "hosts", hi), host)
+
+
+def vips(site: Site, ri: int) -> Found:
+    """Every VIP check on each VIP of the region."""
+    region = site.doc.regions[ri]
+    for vi, vip in enumerate(region.vips):
+        for check in VIP_CHECKS:
+            yield from check(site, region, ("regions", ri, "vips", vi), vip)
+
+
+def roles_of_region(site: Site, ri: int) -> Found:
+    """Keystone needs a local HAProxy; VIPs need keepalived and keepalived needs VIPs."""
+    region, model = site.doc.regions[ri], site.topology.regions[ri]
+    if model.with_role("keystone") and not model.with_role("haproxy"):
+        yield site.error(
+            ("regions", ri, "hosts"),
+            f"region '{region.name}' has keystone hosts but no haproxy host to reach the database and serve the API",
+        )
+    if region.vips and not model.with_role("keepalived"):
+        yield site.error(
+            ("regions", ri, "vips"), f"region '{region.name}' has VIPs but no keepalived host to hold them"
+        )
+    if model.with_role("keepalived") and not region.vips:
+        yield site.error(("regions", ri, "hosts"), f"region '{region.name}' has keepalived hosts but no vips")
+
+
+def keepalived_priorities(site: Site, ri: int) -> Found:
+    """The region's last proxy still has a VRRP priority of at least 1.
+
+    Priorities fall by 10 per proxy after a VIP's owner (render.context); keepalived
+    rejects a priority below 1. Reported once per region.
+    """
+    proxies = site.topology.regions[ri].with_role("keepalived")
+    for proxy in proxies:
+        lowest = proxy.settings.keepalived.master_priority - 10 * (len(proxies) - 1)
+        if lowest < 1:
+            yield site.error(
+                ("regions", ri, "hosts"),
+                f"keepalived priority of {proxy.name} would fall to {lowest} with {len(proxies)} proxies "
+                f"(below 1); raise keepalived.master_priority to at least {10 * (len(proxies) - 1) + 1}",
+            )
+            return
+
+
+RegionCheck = Callable[[Site, int], Found]
+REGION_CHECKS: tuple[RegionCheck, ...] = (subnet_overlaps, hosts, vips, roles_of_region, keepalived_priorities)
+
+
+# --- the whole site ---------------------------------------------------------------------------
+
+
+def region_names(site: Site) -> Found:
+    """Region names are unique."""
+    first: dict[str, Loc] = {}
+    for ri, region in enumerate(site.doc.regions):
         loc: Loc = ("regions", ri, "name")
-        if region.name in seen_regions:
-            err(
-                loc,
-                f"region name '{region.name}' is used twice (first at line {lines.line(seen_regions[region.name])})",
+        if region.name in first:
+            yield site.error(
+                loc, f"region name '{region.name}' is used twice (first at line {site.lines.line(first[region.name])})"
             )
-        seen_regions.setdefault(region.name, loc)
-    names: dict[str, Loc] = {}
-    addresses: dict[IPv4Address, Loc] = {}
+        first.setdefault(region.name, loc)
 
-    def claim_name(loc: Loc, name: str) -> None:
-        if name in names:
-            err(
-                (*loc, "name"),
-                f"name '{name}' is used twice (first at line {lines.line(names[name])})",
-            )
-        names.setdefault(name, (*loc, "name"))
 
-    def claim_address(loc: Loc, address: IPv4Address) -> None:
-        if address in addresses:
-            err(
-                (*loc, "address"),
-                f"address {address} is used twice (first at line {lines.line(addresses[address])})",
-            )
-        addresses.setdefault(address, (*loc, "address"))
+def regions(site: Site) -> Found:
+    """Every region check on each region."""
+    for ri in range(len(site.doc.regions)):
+        for check in REGION_CHECKS:
+            yield from check(site, ri)
 
-    for ri, region in enumerate(doc.regions):
-        rloc: Loc = ("regions", ri)
-        for other in doc.regions[:ri]:
-            if region.subnet.overlaps(other.subnet):
-                err(
-                    (*rloc, "subnet"),
-                    f"subnet {region.subnet} overlaps region '{other.name}' ({other.subnet})",
-                )
-        for hi, host in enumerate(region.hosts):
-            hloc = (*rloc, "hosts", hi)
-            claim_name(hloc, host.name)
-            claim_address(hloc, host.address)
-            if not is_host_address(host.address, region.subnet):
-                err(
-                    (*hloc, "address"),
-                    f"address {host.address} is not a host address of region '{region.name}' subnet {region.subnet}",
-                )
-            if len(set(host.roles)) != len(host.roles):
-                err((*hloc, "roles"), "a role is listed twice")
-            roles = set(host.roles)
-            if "keepalived" in roles and "haproxy" not in roles:
-                err(
-                    (*hloc, "roles"),
-                    "keepalived without haproxy: keepalived only moves the VIPs of a local HAProxy",
-                )
-            if "galera" in roles and "garbd" in roles:
-                err(
-                    (*hloc, "roles"),
-                    "a host cannot be both a Galera node and a garbd (they share the gcomm port)",
-                )
-            for section in (
-                "galera",
-                "garbd",
-                "haproxy",
-                "keepalived",
-                "keystone",
-                "memcached",
-                "dns",
-            ):
-                if section == "galera" and host.galera is not None and "garbd" in roles and "galera" not in roles:
-                    # garbd takes its EVS timeouts from `galera:`; nothing else there applies to it.
-                    unused = sorted(set(host.galera.model_dump(exclude_none=True)) - set(evs.STOCK_EVS))
-                    if unused:
-                        warn(
-                            (*hloc, section),
-                            f"galera settings {', '.join(unused)} are ignored on a garbd host "
-                            "(it uses only the EVS timeouts)",
-                        )
-                    continue
-                if getattr(host, section) is not None and section not in roles:
-                    warn(
-                        (*hloc, section),
-                        f"settings for role '{section}' on a host without that role are ignored",
-                    )
-        for vi, vip in enumerate(region.vips):
-            vloc = (*rloc, "vips", vi)
-            claim_name(vloc, vip.name)
-            claim_address(vloc, vip.address)
-            if not is_host_address(vip.address, region.subnet):
-                err(
-                    (*vloc, "address"),
-                    f"VIP {vip.address} is not inside region '{region.name}' subnet {region.subnet}",
-                )
-        rmodel = topology.regions[ri]
-        if rmodel.with_role("keystone") and not rmodel.with_role("haproxy"):
-            err(
-                (*rloc, "hosts"),
-                f"region '{region.name}' has keystone hosts but no haproxy host "
-                "to reach the database and serve the API",
-            )
-        if region.vips and not rmodel.with_role("keepalived"):
-            err(
-                (*rloc, "vips"),
-                f"region '{region.name}' has VIPs but no keepalived host to hold them",
-            )
-        if rmodel.with_role("keepalived") and not region.vips:
-            err(
-                (*rloc, "hosts"),
-                f"region '{region.name}' has keepalived hosts but no vips",
-            )
-        # VRRP priorities fall by 10 per proxy after a VIP's owner (render.context); keepalived
-        # rejects a priority below 1, so the last proxy must still have one.
-        proxies = rmodel.with_role("keepalived")
-        for proxy in proxies:
-            top = proxy.settings.keepalived.master_priority
-            lowest = top - 10 * (len(proxies) - 1)
-            if lowest < 1:
-                err(
-                    (*rloc, "hosts"),
-                    f"keepalived priority of {proxy.name} would fall to {lowest} with {len(proxies)} proxies "
-                    f"(below 1); raise keepalived.master_priority to at least {10 * (len(proxies) - 1) + 1}",
-                )
-                break
 
-    for loc, name, _ in _region_host_locs(doc):
+def port_clashes(site: Site) -> Found:
+    """No two of a host's listeners share an address and port."""
+    for loc, name, _ in _region_host_locs(site.doc):
         seen: dict[tuple[IPv4Address, int], str] = {}
-        for address, port, what in bindings(topology, topology.host(name)):
+        for address, port, what in bindings(site.topology, site.topology.host(name)):
             key = (address, port)
             if key in seen and seen[key] != what:
-                err(
-                    (*loc, "roles"),
-                    f"port clash on {address}:{port}: {seen[key]} and {what}",
-                )
+                yield site.error((*loc, "roles"), f"port clash on {address}:{port}: {seen[key]} and {what}")
             seen.setdefault(key, what)
 
-    last_vip = topology.vips[-1].router_id if topology.vips else 0
-    if last_vip > 255:
-        err(
+
+def router_ids(site: Site) -> Found:
+    """Every VIP's VRRP router id fits in a byte."""
+    vips_ = site.topology.vips
+    last = vips_[-1].router_id if vips_ else 0
+    if last > 255:
+        yield site.error(
             ("regions",),
-            f"{len(topology.vips)} VIPs need VRRP router ids up to {last_vip}, above 255; "
-            "lower keepalived.router_id_base",
+            f"{len(vips_)} VIPs need VRRP router ids up to {last}, above 255; lower keepalived.router_id_base",
         )
 
-    for pi, pair in enumerate(doc.wan.pairs):
-        ploc: Loc = ("wan", "pairs", pi, "between")
+
+def wan_pairs(site: Site) -> Found:
+    """Each WAN pair names two different, known regions."""
+    known = list(dict.fromkeys(r.name for r in site.doc.regions))
+    for pi, pair in enumerate(site.doc.wan.pairs):
+        loc: Loc = ("wan", "pairs", pi, "between")
         for name in pair.between:
-            if name not in seen_regions:
-                err(
-                    ploc,
-                    f"unknown region '{name}' (regions: {', '.join(seen_regions)})",
-                )
+            if name not in known:
+                yield site.error(loc, f"unknown region '{name}' (regions: {', '.join(known)})")
         if pair.between[0] == pair.between[1]:
-            err(ploc, "a pair needs two different regions")
+            yield site.error(loc, "a pair needs two different regions")
 
-    problems += _agreement_problems(doc, topology, lines)
-    problems += _evs_problems(doc, topology, lines)
 
+def agreement(site: Site) -> Found:
+    """Settings peers must share (see `_agreement_problems`)."""
+    yield from _agreement_problems(site.doc, site.topology, site.lines)
+
+
+def evs_timeouts(site: Site) -> Found:
+    """EVS timeouts Galera would refuse or that risk evictions (see `_evs_problems`)."""
+    yield from _evs_problems(site.doc, site.topology, site.lines)
+
+
+SiteCheck = Callable[[Site], Found]
+# In the order the problems are reported.
+SITE_CHECKS: tuple[SiteCheck, ...] = (
+    region_names,
+    regions,
+    port_clashes,
+    router_ids,
+    wan_pairs,
+    agreement,
+    evs_timeouts,
+)
+
+
+def check(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[Problem]:
+    """Every semantic error and warning of the topology; the quorum shape once there is no error."""
+    site = Site.of(doc, topology, lines)
+    problems = [problem for check in SITE_CHECKS for problem in check(site)]
     if not topology.voters:
-        err(("regions",), "no host has the galera role: there is no cluster")
+        problems.append(site.error(("regions",), "no host has the galera role: there is no cluster"))
     elif not any(p.severity == "error" for p in problems):
-        problems += _quorum_warnings(topology, lines)
-        problems += _promise_problems(topology, lines)
+        problems += survival.quorum_warnings(topology, lines)
+        problems += survival.promise_problems(topology, lines)
     return problems
-
-
-def _promise_problems(topology: Topology, lines: LineMap) -> list[Problem]:
-    """`survive:` promises that do not parse, and those the topology does not keep (with a verified fix)."""
-    if not topology.survive:
-        return []
-    # The analysis reads the model this module validates; imported here, once the model is whole.
-    from toolkit.analysis import promises
-    from toolkit.analysis.model import Layout
-
-    layout = Layout.of(topology)
-    out = []
-    broken = []
-    valid = []
-    for i, promise in enumerate(topology.survive):
-        try:
-            found = promises.check(layout, promise)
-        except ValueError as exc:
-            out.append(lines.problem(("survive", i), str(exc)))
-            continue
-        valid.append(promise)
-        if found is not None:
-            broken.append((i, found))
-    if broken:
-        fixes = promises.fixes(layout, valid, most=1)
-        fix = (
-            f"; smallest fix: {fixes[0].describe(layout.regions)}"
-            if fixes
-            else f"; no fix of up to {promises.MAX_ADDED} added voters or one region's weight keeps it"
-        )
-        for i, b in broken:
-            out.append(
-                lines.problem(
-                    ("survive", i),
-                    f"promise '{b.promise}' not kept: {b.counterexample.name} "
-                    f"leaves no Primary component with data{fix}",
-                )
-            )
-    return out
 
 
 def _origin(doc: TopologyDoc, ri: int, hi: int, section: str, key: str) -> Loc:
@@ -362,65 +423,3 @@ def _evs_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) -> list[
                 seen.add((problem.line, problem.message))
                 out.append(problem)
     return out
-
-
-def _quorum_warnings(topology: Topology, lines: LineMap) -> list[Problem]:
-    """Warnings for a quorum shape that cannot survive some single failure."""
-    out = []
-    total = topology.total_weight
-    if len(topology.regions) < 3:
-        for region in topology.regions:
-            if region.weight and not is_primary(total - region.weight, total):
-                out.append(
-                    lines.problem(
-                        ("regions",),
-                        f"only {len(topology.regions)} regions: losing region '{region.name}' "
-                        f"(weight {region.weight} of {total}) loses Primary everywhere; "
-                        "add a third region (a garbd is enough)",
-                        "warning",
-                    )
-                )
-    if total % 2 == 0:
-        half = half_partition([r.name for r in topology.regions], [r.weight for r in topology.regions], total // 2)
-        what = (
-            f"a partition between {{{', '.join(sorted(half))}}} and the rest" if half else "a partition into two halves"
-        )
-        out.append(
-            lines.problem(
-                ("regions",),
-                f"total Galera weight {total} is even: {what} (weight {total // 2} each) loses Primary on both sides",
-                "warning",
-            )
-        )
-    return out
-
-
-def half_partition(names: list[str], weights: list[int], half: int) -> list[str] | None:
-    """The regions on the first region's side of an exact-half split, or None if there is none.
-
-    The side holds `names[0]`, weighs exactly `half` and leaves at least one region out;
-    among those it is the one with fewest regions, then first in file order, i.e. the
-    first that `itertools.combinations` by growing size would find, found by a subset-sum
-    table instead of trying all 2^n groups (30 regions would never finish).
-    """
-    n = len(names)
-    # fits[i][k]: bit s is set when k regions of names[i:] can weigh s in total.
-    fits = [[0] * (n + 1) for _ in range(n + 1)]
-    fits[n][0] = 1
-    for i in range(n - 1, -1, -1):
-        for k in range(n - i + 1):
-            fits[i][k] = fits[i + 1][k] | ((fits[i + 1][k - 1] << weights[i]) if k else 0)
-    for size in range(1, n):
-        rest = half - weights[0]
-        if rest < 0 or not (fits[1][size - 1] >> rest) & 1:
-            continue
-        group, start, left = [names[0]], 1, size - 1
-        while left:
-            # The earliest region that still lets the rest of the group reach the weight.
-            j = next(
-                j for j in range(start, n) if rest >= weights[j] and (fits[j + 1][left - 1] >> (rest - weights[j])) & 1
-            )
-            group.append(names[j])
-            rest, start, left = rest - weights[j], j + 1, left - 1
-        return group
-    return None
