@@ -26,7 +26,8 @@ from toolkit.errors import CannotCheck, KgtError, TopologyError
 if TYPE_CHECKING:
     from toolkit.check.checker import VerifyReport
     from toolkit.check.history import Op
-    from toolkit.check.workload import Options, Target
+    from toolkit.check.sessions import Target
+    from toolkit.check.workload import Options
     from toolkit.secretstore import Secrets
     from toolkit.topology.model import Topology
 
