@@ -28,7 +28,6 @@ def test_drill_all_boots_a_fresh_lab_runs_the_standard_set_and_removes_the_lab(t
         done = kgt(
             "drill",
             "all",
-            "--topology",
             str(TOPOLOGY),
             "--lab-dir",
             str(lab_dir),

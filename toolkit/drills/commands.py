@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from toolkit.cli_options import duration as duration_option
+from toolkit.cli_options import output_format
+from toolkit.cli_options import topology as topology_argument
+from toolkit.drills.faults.base import FaultKind, OptionDecorator, Target
 from toolkit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -28,15 +31,15 @@ if TYPE_CHECKING:
     from toolkit.topology.model import Topology
 
 
-def common(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every drill takes."""
-    options = [
-        click.option(
-            "--topology",
-            "topology_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="topology file (default: the one the lab was booted from)",
-        ),
+def _duration(flag: str, default: str, help_text: str) -> OptionDecorator:
+    """A duration option with a default (`40s`, `500ms`, `2m`)."""
+    return click.option(flag, default=default, callback=duration_option, show_default=True, help=help_text)
+
+
+def _options() -> tuple[OptionDecorator, ...]:
+    """The arguments and options every drill takes, in the order `--help` lists them."""
+    return (
+        topology_argument(required=False, help_default="the one the lab was booted from"),
         click.option(
             "--lab-dir",
             type=click.Path(file_okay=False, path_type=Path),
@@ -50,20 +53,8 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="secrets file (default: the lab's)",
         ),
-        click.option(
-            "--duration",
-            default="40s",
-            callback=duration_option,
-            show_default=True,
-            help="the workloads run at least this long",
-        ),
-        click.option(
-            "--fault-at",
-            default="8s",
-            callback=duration_option,
-            show_default=True,
-            help="inject the fault this long after the workloads start",
-        ),
+        _duration("--duration", "40s", "the workloads run at least this long"),
+        _duration("--fault-at", "8s", "inject the fault this long after the workloads start"),
         click.option(
             "--heal-after",
             default=None,
@@ -72,28 +63,20 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
             "read-only region: Galera's and HAProxy's detection bounds, the slack and 5 s to watch "
             "it serve]",
         ),
-        click.option(
-            "--ready-timeout",
-            default="15s",
-            callback=duration_option,
-            show_default=True,
-            help="wait this long for a healthy site before refusing to start",
-        ),
-        click.option(
-            "--healthy-timeout",
-            default="90s",
-            callback=duration_option,
-            show_default=True,
-            help="after the heal the site must be healthy again within this",
-        ),
+        _duration("--ready-timeout", "15s", "wait this long for a healthy site before refusing to start"),
+        _duration("--healthy-timeout", "90s", "after the heal the site must be healthy again within this"),
         click.option(
             "--report",
             "report_dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="where to write report.json, report.html, history.jsonl",
         ),
-        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
-    ]
+        output_format(aliases={"text": "table"}),
+    )
+
+
+def _decorate(func: Callable[..., Any], options: tuple[OptionDecorator, ...]) -> Callable[..., Any]:
+    """Apply click decorators so that `--help` lists them in the order given."""
     for option in reversed(options):
         func = option(func)
     return func
@@ -113,9 +96,7 @@ def _context(
     if topology_path is not None and Path(info["topology"]).resolve() != topology_path.resolve():
         lab_topology = load(info["topology"])
         if lab_topology.name != topology.name:
-            raise UsageError(
-                f"--topology {topology_path} is not the topology of the lab in {lab_dir} ({info['topology']})"
-            )
+            raise UsageError(f"{topology_path} is not the topology of the lab in {lab_dir} ({info['topology']})")
     docker.require_engine()
     secrets = secretstore.for_topology(
         topology, secrets_path or (Path(info["secrets"]) if info.get("secrets") else None)
@@ -152,11 +133,11 @@ def _report_dir(report_dir: Path | None, lab_dir: Path, name: str) -> Path:
     return lab_dir / "drills" / f"{stamp}-{name}"
 
 
-def _run(kind: str, opts: dict[str, Any], **target: Any) -> None:
+def _run(kind: str, opts: dict[str, Any], target: Target) -> None:
     from toolkit.drills import faults, report, runner
 
-    topology, secrets, backend = _context(opts["topology_path"], opts["lab_dir"], opts["secrets_path"])
-    fault = faults.resolve(topology, kind, **target)
+    topology, secrets, backend = _context(opts["topology"], opts["lab_dir"], opts["secrets_path"])
+    fault = faults.resolve_target(topology, kind, target)
     timing = _timing(
         opts["duration"],
         opts["fault_at"],
@@ -184,69 +165,34 @@ def drill() -> None:
     """
 
 
-@drill.command("region-partition")
-@click.option("--region", help="the region to cut off (default: the last)")
-@common
-def region_partition(region: str | None, **opts: Any) -> None:
-    """Cut REGION off from every other region, both ways; its hosts keep running."""
-    _run("region-partition", opts, region=region)
+def fault_command(cls: type[FaultKind]) -> click.Command:
+    """`kgt drill NAME` for one fault kind: its own options first, then every drill's."""
+    own: list[str] = []
+
+    def callback(**opts: Any) -> None:
+        target = cls.target(**{name: opts.pop(name) for name in own})
+        _run(cls.name, opts, target)
+
+    command = click.command(cls.name, help=cls.help)(_decorate(callback, (*cls.options, *_options())))
+    own.extend(str(p.name) for p in command.params[: len(cls.options)])
+    return command
 
 
-@drill.command("region-loss")
-@click.option("--region", help="the region to lose (default: the last)")
-@common
-def region_loss(region: str | None, **opts: Any) -> None:
-    """Stop every host of REGION; heal starts them and their services in order (IST rejoin)."""
-    _run("region-loss", opts, region=region)
+def _add_fault_commands() -> None:
+    from toolkit.drills.faults import REGISTRY
+
+    for cls in REGISTRY.values():
+        drill.add_command(fault_command(cls))
 
 
-@drill.command("keystone-loss")
-@click.option("--region", help="the region whose Keystone hosts stop (default: the last)")
-@common
-def keystone_loss(region: str | None, **opts: Any) -> None:
-    """Stop Keystone on every Keystone host of REGION; its endpoint must go on through backups."""
-    _run("keystone-loss", opts, region=region)
-
-
-@drill.command("proxy-loss")
-@click.option("--region", help="the region (default: the last)")
-@click.option("--host", help="the proxy to stop (default: the MASTER of the region's first VIP)")
-@click.option("--kill", is_flag=True, help="kill -9 HAProxy and keepalived instead of stopping them")
-@common
-def proxy_loss(region: str | None, host: str | None, kill: bool, **opts: Any) -> None:
-    """Stop keepalived and HAProxy on a proxy; its VIP must move to another proxy."""
-    _run("proxy-loss", opts, region=region, host=host, kill=kill)
-
-
-@drill.command("node-loss")
-@click.option("--host", help="the Galera node to crash (default: the first of the last region)")
-@common
-def node_loss(host: str | None, **opts: Any) -> None:
-    """kill -9 one Galera node; heal restarts it at its recovered position (IST expected)."""
-    _run("node-loss", opts, host=host)
-
-
-@drill.command("wan-degrade")
-@click.option("--rtt", default="200ms", callback=duration_option, show_default=True, help="round trip added")
-@click.option("--between", help="only between these two regions: r1,r2")
-@common
-def wan_degrade(rtt: float, between: str | None, **opts: Any) -> None:
-    """Add delay between regions; everything must keep working."""
-    pair = None
-    if between:
-        parts = tuple(p.strip() for p in between.split(","))
-        if len(parts) != 2:
-            raise UsageError(f"--between: want two regions like r1,r2, got '{between}'")
-        pair = (parts[0], parts[1])
-    _run("wan-degrade", opts, rtt=rtt, between=pair)
+_add_fault_commands()
 
 
 @drill.command("all")
 @click.option("--keep-lab", is_flag=True, help="leave a lab this command booted running")
-@common
+@functools.partial(_decorate, options=_options())
 def all_drills(keep_lab: bool, **opts: Any) -> None:
-    """The standard set in sequence, on the given healthy lab, or on a fresh one booted from --topology."""
-    from toolkit.drills import faults, report, runner
+    """The standard set in sequence, on the given healthy lab, or on a fresh one booted from TOPOLOGY."""
     from toolkit.lab import commands as lab_commands
     from toolkit.lab.state import LabState
 
@@ -254,52 +200,66 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
     lab_dir: Path = opts["lab_dir"]
     booted = False
     if not LabState(lab_dir).info() or not _lab_running(lab_dir):
-        if opts["topology_path"] is None:
-            raise UsageError(f"no lab runs from {lab_dir}: give --topology to boot a fresh one")
-        click.echo(f"booting a fresh lab from {opts['topology_path']} in {lab_dir}")
-        ctx.invoke(lab_commands.up, topology=opts["topology_path"], secrets_path=opts["secrets_path"], lab_dir=lab_dir)
+        if opts["topology"] is None:
+            raise UsageError(f"no lab runs from {lab_dir}: give a TOPOLOGY to boot a fresh one")
+        click.echo(f"booting a fresh lab from {opts['topology']} in {lab_dir}")
+        ctx.invoke(lab_commands.up, topology=opts["topology"], secrets_path=opts["secrets_path"], lab_dir=lab_dir)
         booted = True
     base = _report_dir(opts["report_dir"], lab_dir, "all")
-    summary: list[dict[str, Any]] = []
     try:
-        topology, secrets, backend = _context(opts["topology_path"], lab_dir, opts["secrets_path"])
-        rtt = backend.wan_rtt()
-        for kind in faults.STANDARD:
-            fault = faults.resolve(topology, kind)
-            timing = _timing(
-                opts["duration"],
-                opts["fault_at"],
-                opts["heal_after"],
-                max(opts["ready_timeout"], 60.0),
-                opts["healthy_timeout"],
-                faults.heal_after(topology, fault, rtt),
-            )
-            click.echo(f"== drill {fault.describe()}")
-            try:
-                result = runner.run(topology, secrets, backend, fault, timing, base / kind, click.echo)
-            except runner.DrillRefused as exc:
-                click.echo(f"UNKNOWN: {exc}")
-                summary.append({"drill": kind, "verdict": "unknown", "code": 2, "line": f"UNKNOWN: {exc}"})
-                if "interrupted" in str(exc):
-                    break
-                continue
-            click.echo(report.text(result))
-            summary.append(
-                {
-                    "drill": kind,
-                    "verdict": result.verdict,
-                    "code": result.code,
-                    "line": result.line(),
-                    "report": str(base / kind / "report.json"),
-                }
-            )
-            if result.timeline.get("interrupted") is not None:
-                break
+        summary, planned = _run_standard_set(opts, base)
     finally:
         if booted and not keep_lab:
             ctx.invoke(lab_commands.down, lab_dir=lab_dir, keep_data=False)
+    ctx.exit(_summarize_all(summary, planned, base))
+
+
+def _run_standard_set(opts: dict[str, Any], base: Path) -> tuple[list[dict[str, Any]], int]:
+    """Every standard fault in turn (an interrupt ends the set); the summary of each, and how many were planned."""
+    from toolkit.drills import faults, report, runner
+
+    topology, secrets, backend = _context(opts["topology"], opts["lab_dir"], opts["secrets_path"])
+    rtt = backend.wan_rtt()
+    kinds = faults.standard_set()
+    summary: list[dict[str, Any]] = []
+    for kind in kinds:
+        fault = faults.resolve(topology, kind)
+        timing = _timing(
+            opts["duration"],
+            opts["fault_at"],
+            opts["heal_after"],
+            max(opts["ready_timeout"], 60.0),
+            opts["healthy_timeout"],
+            faults.heal_after(topology, fault, rtt),
+        )
+        click.echo(f"== drill {fault.describe()}")
+        try:
+            result = runner.run(topology, secrets, backend, fault, timing, base / kind, click.echo)
+        except runner.DrillRefused as exc:
+            click.echo(f"UNKNOWN: {exc}")
+            summary.append({"drill": kind, "verdict": "unknown", "code": 2, "line": f"UNKNOWN: {exc}"})
+            if "interrupted" in str(exc):
+                break
+            continue
+        click.echo(report.text(result))
+        summary.append(
+            {
+                "drill": kind,
+                "verdict": result.verdict,
+                "code": result.code,
+                "line": result.line(),
+                "report": str(base / kind / "report.json"),
+            }
+        )
+        if result.timeline.get("interrupted") is not None:
+            break
+    return summary, len(kinds)
+
+
+def _summarize_all(summary: list[dict[str, Any]], planned: int, base: Path) -> int:
+    """Write BASE/summary.json, print the verdict line, return the exit code."""
     codes = [s["code"] for s in summary]
-    code = 1 if 1 in codes else 2 if 2 in codes or len(codes) < len(faults.STANDARD) else 0
+    code = 1 if 1 in codes else 2 if 2 in codes or len(codes) < planned else 0
     verdict = {0: "pass", 1: "fail", 2: "unknown"}[code]
     base.mkdir(parents=True, exist_ok=True)
     (base / "summary.json").write_text(
@@ -310,7 +270,7 @@ def all_drills(keep_lab: bool, **opts: Any) -> None:
         f"{verdict.upper()}: {len(summary)} drills: {counts['pass']} pass, {counts['fail']} fail, "
         f"{counts['unknown']} unknown; reports in {base}"
     )
-    ctx.exit(code)
+    return code
 
 
 def _lab_running(lab_dir: Path) -> bool:

@@ -152,12 +152,8 @@ def _s(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}s" if isinstance(v, (int, float)) else _e(v)
 
 
-def render(report: dict[str, Any], result: DrillResult) -> str:
-    """The whole page."""
-    verdict = report["verdict"]
-    colour = {"pass": OK, "fail": FAIL, "unknown": MIXED}[verdict]
-    m = report["measurements"]
-    exp_rows = [
+def _expectation_rows(report: dict[str, Any]) -> list[list[str]]:
+    return [
         [
             {True: "✔", False: "✘", None: "?"}[e["ok"]],
             _e(e["name"]),
@@ -167,13 +163,27 @@ def render(report: dict[str, Any], result: DrillResult) -> str:
         ]
         for e in report["expectations"]
     ]
-    region_rows = []
+
+
+REGION_HEADER = [
+    "region",
+    "stream",
+    "ok/fail/info in fault",
+    "availability in fault",
+    "longest gap in fault",
+    "failover gap",
+    "first ok after heal",
+]
+
+
+def _region_rows(m: dict[str, Any]) -> list[list[str]]:
+    rows = []
     for region, data in m["regions"].items():
         for key, label in STREAMS:
             d = data.get(key)
             if d:
                 avail = "-" if d["availability"] is None else f"{d['availability']:.1%}"
-                region_rows.append(
+                rows.append(
                     [
                         _e(region),
                         label,
@@ -184,8 +194,10 @@ def render(report: dict[str, Any], result: DrillResult) -> str:
                         _s(d["first_ok_after_heal"]),
                     ]
                 )
-    pred = report["prediction"]
-    pred_rows = [[_e(n), _e(s), _e(report["observed"]["nodes"].get(n, "?"))] for n, s in pred["nodes"].items()]
+    return rows
+
+
+def _facts(m: dict[str, Any]) -> list[list[str]]:
     heal = m["heal"]
     facts = [
         [
@@ -203,6 +215,16 @@ def render(report: dict[str, Any], result: DrillResult) -> str:
         )
     for node, info in heal["rejoin"].items():
         facts.append([f"rejoin {_e(node)}", f"{_e(info.get('method'))} at {_e(info.get('position'))}"])
+    return [[_e(a), b] for a, b in facts]
+
+
+def render(report: dict[str, Any], result: DrillResult) -> str:
+    """The whole page."""
+    verdict = report["verdict"]
+    colour = {"pass": OK, "fail": FAIL, "unknown": MIXED}[verdict]
+    m = report["measurements"]
+    pred = report["prediction"]
+    pred_rows = [[_e(n), _e(s), _e(report["observed"]["nodes"].get(n, "?"))] for n, s in pred["nodes"].items()]
     flags = "".join(f'<p class="flag">⚠ {_e(f)}</p>' for f in report["topology"]["flags"])
     flags += "".join(f'<p class="flag">fix: {_e(f)}</p>' for f in report["topology"]["fixes"])
     return f"""<!DOCTYPE html>
@@ -228,25 +250,12 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 <span style="background:#f4c7c7"></span>fault window</p>
 {timeline_svg(report, result)}
 <h2>Expectations</h2>
-{_table(["", "expectation", "region", "expected", "observed"], exp_rows)}
+{_table(["", "expectation", "region", "expected", "observed"], _expectation_rows(report))}
 <h2>Prediction ({_e(pred["scenario"] or "no Galera failure")}) and observation</h2>
 {_table(["node", "predicted", "observed"], pred_rows)}
 <h2>Per region</h2>
-{
-        _table(
-            [
-                "region",
-                "stream",
-                "ok/fail/info in fault",
-                "availability in fault",
-                "longest gap in fault",
-                "failover gap",
-                "first ok after heal",
-            ],
-            region_rows,
-        )
-    }
+{_table(REGION_HEADER, _region_rows(m))}
 <h2>Measurements</h2>
-{_table(["", ""], [[_e(a), b] for a, b in facts])}
+{_table(["", ""], _facts(m))}
 </body></html>
 """

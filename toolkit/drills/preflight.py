@@ -18,6 +18,7 @@ from toolkit.check import nodes
 from toolkit.drills.backend import Backend
 from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import keystone_endpoints
+from toolkit.retry import DeadlineExceeded, poll
 from toolkit.topology.model import Host, Topology
 
 if TYPE_CHECKING:
@@ -94,12 +95,16 @@ def problems(topology: Topology, secrets: Secrets, backend: Backend) -> list[str
 def wait_healthy(
     topology: Topology, secrets: Secrets, backend: Backend, timeout: float, stop: Callable[[], bool] = lambda: False
 ) -> tuple[float | None, list[str]]:
-    """Poll until healthy: (seconds it took, []) or (None, the last problems) after `timeout`."""
+    """Poll until healthy: (seconds it took, []) or (None, the last problems) after `timeout` or once `stop()`."""
     started = time.monotonic()
-    while True:
-        found = problems(topology, secrets, backend)
-        if not found:
-            return time.monotonic() - started, []
-        if time.monotonic() - started >= timeout or stop():
-            return None, found
-        time.sleep(1.0)
+    found: list[str] = []
+
+    def healthy() -> bool:
+        found[:] = problems(topology, secrets, backend)
+        return not found
+
+    try:
+        poll(healthy, timeout=timeout, what="a healthy site", interval=1.0, max_interval=1.0, retry_on=(), stop=stop)
+    except DeadlineExceeded:  # or Stopped
+        return None, found
+    return time.monotonic() - started, []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from toolkit.check.history import History, Op
 from toolkit.drills import checker, preflight, report
 from toolkit.drills.backend import Backend
-from toolkit.drills.faults import Fault, derive_bounds, predict
+from toolkit.drills.faults import Fault, kind_of
 from toolkit.drills.monitor import Monitors
 from toolkit.drills.nemesis import Nemesis
 from toolkit.drills.workloads import Workloads, WorkloadSettings, keystone_endpoints
 from toolkit.errors import KgtError
+from toolkit.retry import DeadlineExceeded, poll
 from toolkit.topology.model import Topology
 
 if TYPE_CHECKING:
@@ -100,8 +100,9 @@ class Interrupts:
 
 def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> dict[str, Any]:
     """The drill as data: the first operation of its history, all the checker needs besides the ops."""
-    prediction = predict(topology, fault)
-    bounds = derive_bounds(topology, fault, healthy=timing.healthy_timeout, rtt=backend.wan_rtt())
+    kind = kind_of(fault)
+    prediction = kind.predict(topology)
+    bounds = kind.bounds(topology, healthy=timing.healthy_timeout, rtt=backend.wan_rtt())
     return {
         "schema": PLAN_SCHEMA,
         "drill": fault.kind,
@@ -122,6 +123,19 @@ def plan(topology: Topology, fault: Fault, timing: Timing, backend: Backend) -> 
     }
 
 
+@dataclass(frozen=True)
+class _Drill:
+    """What every step of one running drill reaches for."""
+
+    topology: Topology
+    secrets: Secrets
+    backend: Backend
+    fault: Fault
+    timing: Timing
+    interrupts: Interrupts
+    echo: Echo
+
+
 def run(
     topology: Topology,
     secrets: Secrets,
@@ -134,88 +148,77 @@ def run(
 ) -> checker.DrillResult:
     """Run the drill; write DIR/history.jsonl, report.json, report.html; return the checked result."""
     interrupts = Interrupts(echo)
+    drill = _Drill(topology, secrets, backend, fault, timing, interrupts, echo)
     with interrupts.installed():
-        found = []
-        started = time.monotonic()
-        while True:
-            found = preflight.problems(topology, secrets, backend)
-            if not found or interrupts.is_set() or time.monotonic() - started >= timing.ready_timeout:
-                break
-            interrupts.sleep(2.0)
-        if found:
-            more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-            raise DrillRefused(f"refusing to drill: the site is not healthy: {'; '.join(found[:3])}{more}")
-        if interrupts.is_set():
-            raise DrillRefused("interrupted before the drill started; nothing was injected")
+        _wait_ready(drill)
         workloads_plan = plan(topology, fault, timing, backend)
         report_dir.mkdir(parents=True, exist_ok=True)
         history_path = report_dir / "history.jsonl"
         with history_path.open("w", encoding="utf-8") as sink:
-            history = History(sink)
-            ops = _drill(
-                topology,
-                secrets,
-                backend,
-                fault,
-                timing,
-                history,
-                interrupts,
-                workloads_plan,
-                echo,
-                settings or WorkloadSettings(),
-            )
+            ops = _drill(drill, History(sink), workloads_plan, settings or WorkloadSettings())
     result = checker.check(ops)
     report.write(report_dir, result)
     return result
 
 
-def _drill(
-    topology: Topology,
-    secrets: Secrets,
-    backend: Backend,
-    fault: Fault,
-    timing: Timing,
-    history: History,
-    interrupts: Interrupts,
-    drill_plan: dict[str, Any],
-    echo: Echo,
-    settings: WorkloadSettings,
-) -> list[Op]:
+def _wait_ready(drill: _Drill) -> None:
+    """Wait (interruptibly) for a healthy site; DrillRefused if it is not, or on an interrupt."""
+    found: list[str] = []
+
+    def healthy() -> bool:
+        found[:] = preflight.problems(drill.topology, drill.secrets, drill.backend)
+        return not found
+
+    try:
+        poll(
+            healthy,
+            timeout=drill.timing.ready_timeout,
+            what="a healthy site",
+            interval=2.0,
+            max_interval=2.0,
+            retry_on=(),
+            stop=drill.interrupts.is_set,
+        )
+    except DeadlineExceeded:  # or Stopped: the site was not healthy when the wait ended
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        raise DrillRefused(f"refusing to drill: the site is not healthy: {'; '.join(found[:3])}{more}") from None
+    if drill.interrupts.is_set():
+        raise DrillRefused("interrupted before the drill started; nothing was injected")
+
+
+def _drill(drill: _Drill, history: History, drill_plan: dict[str, Any], settings: WorkloadSettings) -> list[Op]:
     def say(message: str) -> None:
-        echo(f"[{history.elapsed():6.1f}s] {message}")
+        drill.echo(f"[{history.elapsed():6.1f}s] {message}")
 
     op = history.invoke("drill", "plan", region=None, host="", address="")
     history.complete(op, "ok", drill_plan)
-    workloads = Workloads(topology, secrets, history, settings)
+    workloads = Workloads(drill.topology, drill.secrets, history, settings)
     workloads.prepare()
     monitors = Monitors(
-        topology, backend, secrets, history, fault.regions, vip_interval=0.2 if fault.kind == "proxy-loss" else 1.0
+        drill.topology,
+        drill.backend,
+        drill.secrets,
+        history,
+        drill.fault.regions,
+        vip_interval=kind_of(drill.fault).vip_interval,
     )
     monitors.start()
     workloads.start()
     try:
-        _timeline(topology, secrets, backend, fault, timing, history, interrupts, say)
+        _timeline(drill, history, say)
     finally:
         say("stopping workloads, final reads")
         monitors.finish()
-        workloads.finish(settle=not interrupts.is_set())
+        workloads.finish(settle=not drill.interrupts.is_set())
     return list(history.ops)
 
 
-def _timeline(
-    topology: Topology,
-    secrets: Secrets,
-    backend: Backend,
-    fault: Fault,
-    timing: Timing,
-    history: History,
-    interrupts: Interrupts,
-    say: Echo,
-) -> None:
+def _timeline(drill: _Drill, history: History, say: Echo) -> None:
     """Wait, inject, wait, heal (always), then wait until healthy and let the workloads run on."""
+    fault, timing, interrupts = drill.fault, drill.timing, drill.interrupts
     t0 = history.elapsed()
     say(f"workloads running; {fault.describe()} at t={t0 + timing.fault_at:.0f}s for {timing.heal_after:g}s")
-    nemesis = Nemesis(backend, fault, history, say)
+    nemesis = Nemesis(drill.backend, fault, history, say)
     injected = False
     try:
         if not interrupts.sleep(t0 + timing.fault_at - history.elapsed()):
@@ -238,17 +241,22 @@ def _timeline(
         op = history.invoke("drill", "interrupted", region=None, host="", address="")
         history.complete(op, "info", error="interrupted", message="SIGINT/SIGTERM")
         return
-    if not injected:
-        return
+    if injected:
+        _healthy_again(drill, history, say)
+        until = max(t0 + timing.duration, history.elapsed() + TAIL)
+        interrupts.sleep(until - history.elapsed())
+
+
+def _healthy_again(drill: _Drill, history: History, say: Echo) -> None:
+    """Wait until the site is healthy after the heal, and record how long it took."""
     op = history.invoke("drill", "healthy", region=None, host="", address="")
+    timeout = drill.timing.healthy_timeout
     seconds, problems = preflight.wait_healthy(
-        topology, secrets, backend, timing.healthy_timeout, stop=interrupts.is_set
+        drill.topology, drill.secrets, drill.backend, timeout, stop=drill.interrupts.is_set
     )
     if seconds is None:
         history.complete(op, "fail", {"problems": problems}, error="not-healthy", message="; ".join(problems))
-        say(f"not healthy {timing.healthy_timeout:g}s after the heal: {'; '.join(problems[:3])}")
+        say(f"not healthy {timeout:g}s after the heal: {'; '.join(problems[:3])}")
     else:
         history.complete(op, "ok", {"seconds": round(seconds, 3)})
         say("healthy again")
-    until = max(t0 + timing.duration, history.elapsed() + TAIL)
-    interrupts.sleep(until - history.elapsed())

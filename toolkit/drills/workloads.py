@@ -204,28 +204,37 @@ class _Loop(threading.Thread):
             self.stop_event.wait(max(self.interval * random.uniform(0.5, 1.5), self.backoff))
 
 
-class Issuer(_Loop):
-    """Issues tokens through one region's endpoint."""
+class _KeystoneLoop(_Loop):
+    """A loop against one region's Keystone endpoint, sharing the latest token of every region."""
+
+    f: str  # the operation: issue, validate
 
     def __init__(
         self,
         endpoint: ServiceEndpoint,
-        credentials: Credentials,
         tokens: Tokens,
         history: History,
         stop: threading.Event,
         timeout: float,
         interval: float,
+        credentials: Credentials | None = None,
     ) -> None:
-        super().__init__(f"ks-issue-{endpoint.region}", stop, interval)
-        self.endpoint, self.credentials, self.tokens, self.history = endpoint, credentials, tokens, history
-        self.timeout = timeout
+        super().__init__(f"ks-{self.f}-{endpoint.region}", stop, interval)
+        self.endpoint, self.tokens, self.history, self.timeout = endpoint, tokens, history, timeout
+        self.credentials = credentials
+
+
+class Issuer(_KeystoneLoop):
+    """Issues tokens through one region's endpoint (`credentials`: whose)."""
+
+    f = "issue"
 
     def once(self) -> bool:
         """One issue."""
         e = self.endpoint
         op = self.history.invoke(self.name, "issue", region=e.region, host=e.name, address=e.where)
         try:
+            assert self.credentials is not None, "an issuer logs in"
             status, headers, payload = http_request(
                 e, "POST", "/v3/auth/tokens?nocatalog", self.credentials.body(), {}, self.timeout
             )
@@ -242,21 +251,11 @@ class Issuer(_Loop):
         return False
 
 
-class Validator(_Loop):
+class Validator(_KeystoneLoop):
     """Validates the latest token of every issuer, in turn, through one region's endpoint."""
 
-    def __init__(
-        self,
-        endpoint: ServiceEndpoint,
-        tokens: Tokens,
-        history: History,
-        stop: threading.Event,
-        timeout: float,
-        interval: float,
-    ) -> None:
-        super().__init__(f"ks-validate-{endpoint.region}", stop, interval)
-        self.endpoint, self.tokens, self.history, self.timeout = endpoint, tokens, history, timeout
-        self.turn = 0
+    f = "validate"
+    turn = 0  # whose token is next
 
     def once(self) -> bool:
         """One validation (waits quietly while no token exists yet)."""
@@ -424,7 +423,7 @@ class Workloads:
             credentials = Credentials("admin", self.keystone_password)
             for e in keystone_endpoints(t):
                 self.threads.append(
-                    Issuer(e, credentials, tokens, self.history, self.stop, s.keystone_timeout, s.issue_interval)
+                    Issuer(e, tokens, self.history, self.stop, s.keystone_timeout, s.issue_interval, credentials)
                 )
                 self.threads.append(
                     Validator(e, tokens, self.history, self.stop, s.keystone_timeout, s.validate_interval)
