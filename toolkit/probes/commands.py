@@ -68,20 +68,19 @@ def thresholds(what: str, warning: str | None = None, critical: str | None = Non
     """-w/--warning and -c/--critical as Nagios ranges judging `what`."""
 
     def decorate(func: F) -> F:
-        func = click.option(
-            "-c",
-            "--critical",
-            callback=_range,
-            default=critical,
-            help=f"Nagios range for {what}: CRITICAL outside it" + (f" [default: {critical}]" if critical else ""),
-        )(func)
-        return click.option(
-            "-w",
-            "--warning",
-            callback=_range,
-            default=warning,
-            help=f"Nagios range for {what}: WARNING outside it" + (f" [default: {warning}]" if warning else ""),
-        )(func)
+        for short, long, default, state in (
+            ("-c", "--critical", critical, "CRITICAL"),
+            ("-w", "--warning", warning, "WARNING"),
+        ):
+            shown = f" [default: {default}]" if default else ""
+            func = click.option(
+                short,
+                long,
+                callback=_range,
+                default=default,
+                help=f"Nagios range for {what}: {state} outside it{shown}",
+            )(func)
+        return func
 
     return decorate
 

@@ -53,17 +53,17 @@ class GarbdConfig:
 class HaproxyConfig:
     """HAProxy settings after inheritance."""
 
-    inter: float = 1.0
-    fastinter: float = 0.25
-    downinter: float = 1.0
-    fall: int = 3
-    rise: int = 2
-    write_port: int = 3306
-    read_port: int = 3307
+    inter: float = 1.0  # s between health checks of a server that is up
+    fastinter: float = 0.25  # s between checks while a server is changing state
+    downinter: float = 1.0  # s between checks of a server that is down
+    fall: int = 3  # failed checks before a server is marked down
+    rise: int = 2  # good checks before it is marked up again
+    write_port: int = 3306  # galera-write listener (Keystone's [database] connection)
+    read_port: int = 3307  # galera-read listener (dirty reads allowed)
     keystone_port: int = 5000
     stats_port: int = 8404
     maxconn: int = 4096
-    timeout_client: float = 3600.0
+    timeout_client: float = 3600.0  # s a client connection may idle (Keystone keeps pooled ones)
     timeout_server: float = 3600.0
     timeout_connect: float = 2.0
 
@@ -78,9 +78,9 @@ class KeepalivedConfig:
     """keepalived settings after inheritance."""
 
     interface: str = "eth0"
-    advert_int: float = 1.0
-    router_id_base: int = 51
-    master_priority: int = 150
+    advert_int: float = 1.0  # s between VRRP adverts; a backup takes over after ~3 missed
+    router_id_base: int = 51  # virtual_router_id of the site's first VIP; each next VIP counts up
+    master_priority: int = 150  # the VIP's MASTER; each next proxy in the rotation 10 less
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,10 @@ class KeystoneConfig:
     """Keystone API settings after inheritance."""
 
     port: int = 5000
-    workers: int = 2
-    cache_expiration: int = 3600
-    token_expiration: int = 3600
-    password_hash_rounds: int = 12
+    workers: int = 2  # API worker processes per host
+    cache_expiration: int = 3600  # s Keystone keeps cached lookups in memcached
+    token_expiration: int = 3600  # s a Fernet token stays valid
+    password_hash_rounds: int = 12  # bcrypt cost of stored passwords
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ class MemcachedConfig:
     """memcached settings after inheritance (threads None = one per core)."""
 
     port: int = 11211
-    memory_mb: int = 512
-    threads: int | None = None
-    max_connections: int = 4096
+    memory_mb: int = 512  # -m: cache size
+    threads: int | None = None  # -t: None = one per core
+    max_connections: int = 4096  # -c
 
 
 @dataclass(frozen=True)
