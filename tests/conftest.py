@@ -1,6 +1,8 @@
 """The order of a test run: unit tests in any order, integration tests in lab stages.
 
-Unit tests (tests/unit) are independent of each other and of their order.
+Unit tests (tests/unit) are independent of each other and of their order; in CI they run
+in the random order pytest-randomly gives them (its seed is in the header: rerun one order
+with `-p randomly --randomly-seed=N`).
 
 Integration tests (tests/integration) say which lab they need, and their fixtures give it
 to them whatever ran before (tests/integration/conftest.py):
@@ -16,7 +18,7 @@ Any order is therefore correct; the order only decides how often the example lab
 
     0 shared lab   1 takes the shared lab down   2 no lab   3 own lab
 
-and a plugin's shuffle (pytest-randomly) is undone for them. `--test-order` (or the environment variable
+and randomly's shuffle is undone for them. `--test-order` (or the environment variable
 KGT_TEST_ORDER) changes that, to show that no test depends on the file before it:
 
 - `lifecycle` (default): as above;
@@ -74,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Number every test as collected: the fixed order survives a plugin's shuffle."""
+    """Number every test as collected: the fixed order survives randomly's shuffle."""
     item.stash[collected_at] = next(item.config.stash[counter])
 
 

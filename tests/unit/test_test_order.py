@@ -1,4 +1,4 @@
-"""The order of a run (tests/conftest.py): integration tests in lab stages, then the unit tests.
+"""The order of a run (tests/conftest.py): integration tests in lab stages whatever randomly does, unit tests shuffled.
 
 A small suite of fakes (no lab: `lab_booted` is a stub) is collected with the real
 tests/conftest.py by an in-process pytest, and the order it would run in is read back.
@@ -98,6 +98,15 @@ REVERSE_UNSTAGED = [
 
 def test_integration_tests_run_in_lab_stages_then_the_unit_tests(suite: pytest.Pytester) -> None:
     assert collected(suite, "-p", "no:randomly") == LIFECYCLE + UNIT
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_randomly_shuffles_the_unit_tests_but_not_the_integration_tests(suite: pytest.Pytester, seed: int) -> None:
+    names = collected(suite, "-p", "randomly", f"--randomly-seed={seed}")
+    assert names[: len(LIFECYCLE)] == LIFECYCLE
+    unit = names[len(LIFECYCLE) :]
+    assert sorted(unit) == sorted(UNIT)
+    assert unit != UNIT
 
 
 def test_reverse_collects_the_files_in_reverse_and_keeps_the_stages(suite: pytest.Pytester) -> None:
