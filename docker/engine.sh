@@ -98,7 +98,8 @@ fi
 
 # 4. base image, built locally (no registry) -------------------------------------
 debian_mirror() {
-    # First plain Debian archive URI apt already uses (not security/updates).
+    # First plain Debian archive URI apt already uses (not security/updates), or
+    # nothing when none is configured: debootstrap then uses its own default.
     local f u
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue
@@ -106,7 +107,7 @@ debian_mirror() {
             case "$u" in */debian|*/debian/) echo "${u%/}"; return 0 ;; esac
         done
     done
-    echo "http://deb.debian.org/debian"
+    return 0
 }
 
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
@@ -115,9 +116,13 @@ else
     MIRROR=$(debian_mirror)
     ROOTFS=$(mktemp -d /var/tmp/kgt-rootfs.XXXXXX)
     trap 'rm -rf "$ROOTFS"' EXIT
-    log "debootstrap minbase bookworm from $MIRROR"
-    debootstrap --variant=minbase bookworm "$ROOTFS" "$MIRROR" >/var/log/kgt-debootstrap.log 2>&1 \
+    log "debootstrap minbase bookworm from ${MIRROR:-the default mirror of debootstrap}"
+    debootstrap --variant=minbase bookworm "$ROOTFS" ${MIRROR:+"$MIRROR"} >/var/log/kgt-debootstrap.log 2>&1 \
         || { tail -n 20 /var/log/kgt-debootstrap.log >&2; die "debootstrap failed (see /var/log/kgt-debootstrap.log)"; }
+    # The mirror debootstrap used, as it wrote it into the rootfs (its default when given none).
+    MIRROR=$(awk '$1 == "deb" { print $2; exit }' "$ROOTFS/etc/apt/sources.list" 2>/dev/null || true)
+    [ -n "$MIRROR" ] || die "debootstrap wrote no apt source to $ROOTFS/etc/apt/sources.list"
+    log "debootstrap used $MIRROR"
     # apt sources like the official image: main, updates, security
     SEC=$(grep -rhvE '^[[:space:]]*#' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
           | grep -oE 'https?://[^ ]+/debian-security' | head -n 1 || true)

@@ -1,4 +1,15 @@
-"""The example lab for integration tests: booted once per session with `kgt lab up`, on pytest-docker.
+"""The labs of the integration tests: each test says which one it needs, and gets it whatever ran before.
+
+- `lab`: the shared example lab (topology/example.yaml), booted with `kgt lab up` by the
+  session fixture on first use, and booted again by `lab` when an earlier test took it
+  down (a `takes_lab_down` test, or an `own_lab` test making room for its own lab).
+- `@pytest.mark.takes_lab_down` with `lab`: the test takes the shared lab down itself.
+- `@pytest.mark.own_lab(why)`: the test boots a lab of its own and tears it down; only one
+  lab can exist at a time, so the shared lab is taken down first (`exclusive_lab_slot`).
+- none of these: the test needs no lab.
+
+tests/conftest.py orders the run by these stages so that the example lab is booted once;
+the order is for speed only (see `--test-order` there).
 
 `kgt lab up` writes the compose file and starts the services in dependency order;
 pytest-docker then owns the compose project (its setup is a no-op `up` on containers that
@@ -52,6 +63,16 @@ def _engine_ready() -> str | None:
     return None
 
 
+def engine_or_skip() -> None:
+    """Skip (fail under CI) without a Docker engine and the lab image; install the lab range's blackhole route."""
+    reason = _engine_ready()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"integration tests need the lab: {reason}")
+        pytest.skip(reason)
+    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
+
+
 def project_running(project: str) -> bool:
     """Whether any container of the compose project `project` runs."""
     out = subprocess.run(
@@ -75,17 +96,12 @@ def exclusive_lab_slot(why: str) -> None:
     reused example lab is up; takes the session's example lab down if it is still up; installs
     the blackhole route for the lab range.
     """
-    reason = _engine_ready()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"integration tests need the lab: {reason}")
-        pytest.skip(reason)
+    engine_or_skip()
     if lab_running():
         if REUSE:
             pytest.skip(f"the example lab is up and reused (KGT_LAB_REUSE=1): {why}")
         down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
         assert down.returncode == 0, down.stderr
-    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
 
 
 def drill_on(
@@ -129,24 +145,24 @@ class Lab:
         return LabHost(name)
 
 
+def boot_example_lab() -> float:
+    """`kgt lab up` the example lab into LAB_DIR, removing a leftover example lab first; the seconds taken."""
+    started = time.monotonic()
+    if lab_running():  # a lab left by an earlier run, maybe from another lab dir
+        from toolkit.lab.docker import remove_project
+
+        remove_project(PROJECT)
+    done = kgt("lab", "up", str(TOPOLOGY), "--lab-dir", str(LAB_DIR), timeout=900)
+    sys.stderr.write(done.stdout + done.stderr)
+    assert done.returncode == 0, f"kgt lab up failed:\n{done.stdout}\n{done.stderr}"
+    return time.monotonic() - started
+
+
 @pytest.fixture(scope="session")
 def lab_booted() -> Iterator[Lab]:
-    reason = _engine_ready()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"integration tests need the lab: {reason}")
-        pytest.skip(reason)
-    subprocess.run(["ip", "route", "replace", "blackhole", "10.213.0.0/16", "metric", "4000"], check=True)
-    started = time.monotonic()
-    if not (REUSE and lab_running()):
-        if lab_running():  # a lab left by an earlier run, maybe from another lab dir
-            from toolkit.lab.docker import remove_project
-
-            remove_project(PROJECT)
-        done = kgt("lab", "up", str(TOPOLOGY), "--lab-dir", str(LAB_DIR), timeout=900)
-        sys.stderr.write(done.stdout + done.stderr)
-        assert done.returncode == 0, f"kgt lab up failed:\n{done.stdout}\n{done.stderr}"
-    lab = Lab(TOPOLOGY, LAB_DIR, time.monotonic() - started)
+    engine_or_skip()
+    up_seconds = 0.0 if REUSE and lab_running() else boot_example_lab()
+    lab = Lab(TOPOLOGY, LAB_DIR, up_seconds)
     try:
         yield lab
     finally:
@@ -179,7 +195,17 @@ def docker_cleanup() -> list[str]:
     return [] if REUSE else ["down -v -t 5"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def lab(lab_booted: Lab, docker_services) -> Lab:  # type: ignore[no-untyped-def]
-    """The example lab, up and healthy."""
+    """The example lab, up and healthy: booted again if an earlier test took it down."""
+    if not lab_running():
+        lab_booted.up_seconds = boot_example_lab()
     return lab_booted
+
+
+@pytest.fixture(autouse=True)
+def own_lab_slot(request: pytest.FixtureRequest) -> None:
+    """For a test marked `own_lab(why)`: room for the lab it boots (the shared lab is taken down first)."""
+    marker = request.node.get_closest_marker("own_lab")
+    if marker is not None:
+        exclusive_lab_slot(str(marker.args[0]) if marker.args else "only one lab can exist at a time")

@@ -1,4 +1,4 @@
-"""Last of the example-lab tests: `kgt lab down` leaves no container, network, volume or process."""
+"""`kgt lab down` on the shared example lab leaves no container, network, volume or process."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def docker_ids(*args: str) -> list[str]:
     return out.split()
 
 
+@pytest.mark.takes_lab_down
 def test_lab_down_leaves_nothing_behind(lab: Lab) -> None:
     containers = docker_ids("ps", "-aq", "--no-trunc")
     assert len(containers) == len(lab.topology.hosts) + 1  # every host and the WAN router

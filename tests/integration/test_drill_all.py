@@ -1,6 +1,6 @@
 """`kgt drill all` on a fresh lab: boots the example, runs the standard set in order, tears it down.
 
-Runs after every other lab test (only one lab can exist at a time) with the short timing
+Marked own_lab (only one lab can exist at a time: the shared one is taken down first), with the short timing
 of the drill tests (fault at 8 s) and the default fault windows (14 s, 21.5 s for the
 region partition, whose read-only region is watched serving): ≈ 5 min. Each drill is judged by its
 own checker; here the command's contract is checked: the order, one report per drill,
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import TOPOLOGY, exclusive_lab_slot, kgt, lab_running
+from tests.integration.conftest import TOPOLOGY, kgt, lab_running
 from toolkit.drills.faults import STANDARD
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.own_lab("`drill all` would use it instead of booting a fresh one")
 def test_drill_all_boots_a_fresh_lab_runs_the_standard_set_and_removes_the_lab(tmp_path: Path) -> None:
-    exclusive_lab_slot("`drill all` would use it instead of booting a fresh one")
     lab_dir, report = tmp_path / "lab", tmp_path / "all"
     try:
         done = kgt(

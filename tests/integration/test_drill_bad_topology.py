@@ -3,9 +3,9 @@
 `kgt analyze` predicts that neither side keeps Primary; the drill must observe exactly
 that, pass (the prediction held) and flag the topology. The lab of tests/data/two-regions.yaml
 uses the example lab's addresses and container names, and only one lab can exist at a
-time: this module runs after the example lab is down. It takes the example lab down
-itself when the session booted it (KGT_LAB_REUSE unset), and skips when a developer's
-reused lab is up. Its own lab is brought up and torn down here, in a try/finally.
+time: the test is marked own_lab, which takes the example lab down when the session booted
+it (KGT_LAB_REUSE unset) and skips when a developer's reused lab is up. Its own lab is
+brought up and torn down here, in a try/finally.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, drill_on, exclusive_lab_slot, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ TOPOLOGY = ROOT / "tests" / "data" / "two-regions.yaml"
 PROJECT = "kgt-kgt-two-regions"
 
 
+@pytest.mark.own_lab
 def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Path) -> None:
-    exclusive_lab_slot("only one lab can exist at a time")
     lab_dir = tmp_path / "lab"
     secrets = tmp_path / "two-regions.secrets.yaml"
     report = tmp_path / "report"

@@ -4,8 +4,8 @@ Three regions × three Galera nodes, a Keystone API host per region separate fro
 database nodes, two proxies per region (18 hosts). The cut-off region must go non-Primary
 on all three of its nodes, refuse writes, and keep issuing and validating tokens read-only
 through its own nodes (the write listener's fallback); the others go on. Only one lab can
-exist at a time: this module runs after the example lab's tests and boots its own lab,
-torn down in a try/finally.
+exist at a time: the test is marked own_lab (the shared example lab is taken down first)
+and boots its own lab, torn down in a try/finally.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, drill_on, exclusive_lab_slot, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, kgt, project_running
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,8 @@ PROJECT = "kgt-kgt-catalyst-lab"
 CUT = "nz-hlz"
 
 
+@pytest.mark.own_lab
 def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_read_only(tmp_path: Path) -> None:
-    exclusive_lab_slot("only one lab can exist at a time")
     lab_dir = tmp_path / "lab"
     report = tmp_path / "report"
     try:
