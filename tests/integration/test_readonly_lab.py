@@ -5,10 +5,18 @@ client loop (not the drill's): r3 cut off and declared non-Primary, tokens issue
 r3's VIP and validated there succeed from 5 s after HAProxy marks the writer down until the
 heal; writes through r3's VIP fail (1047, non-Primary); and Keystone's token path sends no
 write to the database (r3-db1's Com_insert/update/delete do not move while tokens are issued).
+
+The promise has a precondition, shown here too: Keystone 30 records the UTC day of a user's
+last password login (`UPDATE user SET last_active_at`, once per user per day), so only a user
+already active that day logs in read-only; a user created before the cut who has not logged
+in yet is answered 500 there (README: read-only mode).
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import secrets as random_secrets
 import sys
 import time
 from typing import Any
@@ -81,6 +89,33 @@ def token_round(lab: Lab, endpoint: Any, credentials: Credentials) -> str | None
         return f"{exc.__class__.__name__}: {exc}"
 
 
+def today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def unscoped(user: str, password: str) -> dict[str, Any]:
+    """A password login with no scope: the user needs no role, Keystone still authenticates it."""
+    identity = {
+        "methods": ["password"],
+        "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+    }
+    return {"auth": {"identity": identity}}
+
+
+def admin_token(endpoint: Any, credentials: Credentials) -> str:
+    status, headers, body = http_request(endpoint, "POST", "/v3/auth/tokens?nocatalog", credentials.body(), {}, 5.0)
+    assert status == 201, (status, body[:200])
+    return headers["x-subject-token"]
+
+
+def create_user(endpoint: Any, token: str, name: str, password: str) -> str:
+    """A user in the default domain (through a Primary region); its id."""
+    body = {"user": {"name": name, "password": password, "domain_id": "default"}}
+    status, _, raw = http_request(endpoint, "POST", "/v3/users", body, {"X-Auth-Token": token}, 5.0)
+    assert status == 201, (status, raw[:200])
+    return str(json.loads(raw)["user"]["id"])
+
+
 def write_counters(lab: Lab, node: str) -> dict[str, int]:
     out = (
         lab.host(node)
@@ -118,6 +153,13 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64))")
     conn.close()
     assert wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node")
+    # The precondition: the user is active today (UTC) in r3's copy, and a second user has never logged in.
+    day = today()
+    primary = next(e for e in keystone_endpoints(topology) if e.region == topology.regions[0].name)
+    assert token_round(lab, endpoint, credentials) is None
+    fresh, fresh_password = f"kgt-readonly-{random_secrets.token_hex(4)}", random_secrets.token_urlsafe(16)
+    fresh_id = create_user(primary, admin_token(primary, credentials), fresh, fresh_password)
+    assert wait(lambda: write_through(lab, vip) == node.name, 30, "r3 has replicated the new user")
 
     assert lab.kgt("lab", "wan", "--cut", REGION).returncode == 0
     try:
@@ -154,10 +196,17 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         wrong = Credentials("admin", "not-the-password")
         status, _, _ = http_request(endpoint, "POST", "/v3/auth/tokens?nocatalog", wrong.body(), {}, 3.0)
         assert status == 500, status
+        # And a user's first login of the day: Keystone records the day (a write), so 500 too.
+        status, _, _ = http_request(endpoint, "POST", "/v3/auth/tokens", unscoped(fresh, fresh_password), {}, 3.0)
+        assert status == 500, status
         assert services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0
+        # Whatever failed above, the next test gets a whole cluster.
+        wait(lambda: services.is_synced(lab.host(node.name)), 90, f"{node.name} Synced after the heal")
     healed = time.monotonic()
+    if today() != day:
+        pytest.skip("the run crossed midnight UTC: every user's first login of the new day is a write")
     failures = [r for r in results if r is not None]
     ok = len(results) - len(failures)
     sys.stderr.write(
@@ -176,4 +225,11 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         f"{back - healed:.1f}s (HAProxy bound {bound:g}s)\n"
     )
     assert back - synced <= bound + 1.0  # HAProxy's part: rise checks once the node passes /write
+    # Once Primary again, the new user logs in (its first login of the day is written now).
+    status, _, _ = http_request(endpoint, "POST", "/v3/auth/tokens", unscoped(fresh, fresh_password), {}, 5.0)
+    assert status == 201, status
+    status, _, _ = http_request(
+        primary, "DELETE", f"/v3/users/{fresh_id}", None, {"X-Auth-Token": admin_token(primary, credentials)}, 5.0
+    )
+    assert status == 204, status
     assert back - healed <= bound + 2 * SLACK  # the whole return, Galera's merge and IST included
