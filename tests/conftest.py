@@ -126,3 +126,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[collected_at] for item in others
     )
     items[:] = fixed + others if integration_first else others + fixed
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The order asked for and the integration files in the order they run, even under -q (for the CI log)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    files = list(dict.fromkeys(Path(item.path).stem for item in session.items if is_integration(item)))
+    if reporter is not None and files:
+        reporter.write_line(f"{pytest_report_header(session.config)}; files: {', '.join(files)}")
