@@ -38,15 +38,18 @@ def poll(
     max_interval: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
     stop: Callable[[], bool] | None = None,
+    every: float | None = None,
 ) -> T:
     """Call `check` until it returns something other than None/False; raise DeadlineExceeded.
 
     Exceptions listed in `retry_on` count as "not yet" and are remembered as the last
     result, so the error that finally times out says what was seen. `stop`, when given,
     is asked between attempts and while waiting (every `STOP_SLICE` seconds): once it
-    says True, `Stopped` (a DeadlineExceeded) is raised with the last result. For a
-    fixed pace, give `max_interval=interval`.
+    says True, `Stopped` (a DeadlineExceeded) is raised with the last result. `every`: a
+    fixed pace instead of the backoff (interval and max_interval both `every` seconds).
     """
+    if every is not None:
+        interval = max_interval = every
     started = time.monotonic()
     deadline = started + timeout
     delay = interval

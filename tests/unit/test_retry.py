@@ -38,3 +38,15 @@ def test_stop_ends_the_wait_early_with_the_last_value() -> None:
 
 def test_stop_is_not_asked_before_the_first_attempt() -> None:
     assert poll(lambda: "done", timeout=1, stop=lambda: True) == "done"
+
+
+def test_every_is_a_fixed_pace() -> None:
+    calls: list[float] = []
+
+    def check() -> None:
+        calls.append(time.monotonic())
+
+    with pytest.raises(DeadlineExceeded):
+        poll(check, timeout=0.65, every=0.2, interval=0.01, max_interval=0.01)
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert len(calls) >= 3 and all(0.15 <= g <= 0.35 for g in gaps[:-1]), gaps  # not the 0.01 s interval given

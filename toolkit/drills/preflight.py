@@ -104,7 +104,7 @@ def wait_healthy(
         return not found
 
     try:
-        poll(healthy, timeout=timeout, what="a healthy site", interval=1.0, max_interval=1.0, retry_on=(), stop=stop)
+        poll(healthy, timeout=timeout, what="a healthy site", every=1.0, retry_on=(), stop=stop)
     except DeadlineExceeded:  # or Stopped
         return None, found
     return time.monotonic() - started, []

@@ -174,8 +174,7 @@ def _wait_ready(drill: _Drill) -> None:
             healthy,
             timeout=drill.timing.ready_timeout,
             what="a healthy site",
-            interval=2.0,
-            max_interval=2.0,
+            every=2.0,
             retry_on=(),
             stop=drill.interrupts.is_set,
         )
