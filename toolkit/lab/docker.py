@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -30,11 +31,14 @@ class Result:
         return self.rc == 0
 
 
-def run(args: list[str], *, timeout: float = 120, input: str | bytes | None = None) -> Result:
-    """Run a command; a timeout or a missing binary is rc 124/127, never an exception."""
+def run(
+    args: list[str], *, timeout: float = 120, input: str | bytes | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """Run a command (`env`: added to our environment); a timeout or a missing binary is rc 124/127, never raised."""
     try:
         done = subprocess.run(
             args,
+            env={**os.environ, **env} if env else None,
             input=input.encode() if isinstance(input, str) else input,
             capture_output=True,
             timeout=timeout,
@@ -61,9 +65,15 @@ def require_engine() -> None:
 
 
 def compose(compose_file: Path, project: str, *args: str, timeout: float = 300) -> Result:
-    """`docker-compose -f FILE -p PROJECT ARGS` (Debian's v1), else `docker compose`."""
+    """`docker-compose -f FILE -p PROJECT ARGS` (Debian's v1), else `docker compose`.
+
+    docker-compose v1 gives up on one engine request after COMPOSE_HTTP_TIMEOUT (60 s by
+    default), which a loaded engine stopping 19 containers exceeds: it may take as long as
+    `timeout`, our own deadline for the whole command.
+    """
     base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
-    return run([*base, "-f", str(compose_file), "-p", project, *args], timeout=timeout)
+    env = {"COMPOSE_HTTP_TIMEOUT": str(int(timeout))}
+    return run([*base, "-f", str(compose_file), "-p", project, *args], timeout=timeout, env=env)
 
 
 def containers(project: str, all_states: bool = True) -> list[str]:
@@ -73,19 +83,18 @@ def containers(project: str, all_states: bool = True) -> list[str]:
     return sorted(line for line in result.stdout.split() if line) if result.ok else []
 
 
-def remove_project(project: str) -> list[str]:
+def remove_project(project: str, *, keep_volumes: bool = False) -> list[str]:
     """Force-remove every container, network and volume labelled with a compose project.
 
     Used when a lab's containers outlived their dockerd (a reboot, a killed session) and
-    no compose file is at hand; returns what it removed.
+    no compose file is at hand, or compose gave up; returns what it removed.
     """
     removed = []
     label = f"label=com.docker.compose.project={project}"
-    for kind, listing in (
-        ("container", ["ps", "-aq"]),
-        ("network", ["network", "ls", "-q"]),
-        ("volume", ["volume", "ls", "-q"]),
-    ):
+    kinds = [("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"])]
+    if not keep_volumes:
+        kinds.append(("volume", ["volume", "ls", "-q"]))
+    for kind, listing in kinds:
         ids = docker(*listing, "--filter", label, timeout=30).stdout.split()
         if ids:
             rm = ["rm", "-f", *ids] if kind == "container" else [kind, "rm", *ids]
