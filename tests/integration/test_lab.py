@@ -192,7 +192,9 @@ def test_wan_delay_only_between_regions(lab: Lab) -> None:
     done = lab.kgt("lab", "wan", "--rtt", "50ms")
     assert done.returncode == 0, done.stderr
     try:
-        cross = median_connect(src.name, str(remote.address), 3306)
+        # The least of 7: the router's scheduling delay on a loaded host only ever adds (the median
+        # of 7 once read 55.2 ms for 50 ms configured); the least is the delay it applies.
+        cross = min(network.tcp_connect_ms(src.name, str(remote.address), 3306, count=7))
         inside = median_connect(src.name, str(local.address), stats)
         assert 45.0 <= cross <= 55.0, cross
         assert inside < 5.0, inside
