@@ -66,8 +66,7 @@ class CheckError(KgtError):
 class CheckAborted(CheckError):
     """A check that ended early with a state; its message is the reason, `str()` adds the state.
 
-    `UNKNOWN: <reason>` is written here once, not in every message. A message that
-    already starts with the state (written before this class added it) is not prefixed twice.
+    `UNKNOWN: <reason>` is written here once, not in every message.
     """
 
     state = "UNKNOWN"
@@ -78,8 +77,7 @@ class CheckAborted(CheckError):
         return str(self.args[0]) if self.args else ""
 
     def __str__(self) -> str:
-        prefix = f"{self.state}: "
-        return self.reason if self.reason.startswith(prefix) else prefix + self.reason
+        return f"{self.state}: {self.reason}"
 
 
 class CannotCheck(CheckAborted):

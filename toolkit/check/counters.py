@@ -30,7 +30,7 @@ def counters_table(schema: str = SCHEMA) -> str:
     """`schema.counters`, once `schema` is known to be a plain SQL identifier (else UNKNOWN in one line)."""
     if not _IDENTIFIER.fullmatch(schema):
         raise CannotCheck(
-            f"UNKNOWN: bad schema name {schema!r}: want a plain SQL identifier "
+            f"bad schema name {schema!r}: want a plain SQL identifier "
             "(a-z, 0-9 and _, not starting with a digit, at most 64 characters)"
         )
     return f"{schema}.counters"
@@ -62,8 +62,8 @@ def _admin_each(
     detail = "; ".join(f"{name}: {cls}" for name, cls, _ in failures)
     classes = {cls for _, cls, _ in failures}
     if classes <= NETWORK_ERRORS | {"non-primary"}:
-        raise NothingReachable(f"CRITICAL: cannot {what}: no Primary node reachable ({detail})")
-    raise CannotCheck(f"UNKNOWN: cannot {what} ({detail}; first error: {failures[0][2]})")
+        raise NothingReachable(f"cannot {what}: no Primary node reachable ({detail})")
+    raise CannotCheck(f"cannot {what} ({detail}; first error: {failures[0][2]})")
 
 
 def _admin_candidates(topology: Topology, primary: list[Target]) -> list[Target]:

@@ -46,7 +46,7 @@ def targets(topology: Topology, through: str) -> list[Target]:
     for region in topology.regions:
         if through == "vip":
             if not region.vips:
-                raise CannotCheck(f"UNKNOWN: region {region.name} has no VIP: use --through nodes")
+                raise CannotCheck(f"region {region.name} has no VIP: use --through nodes")
             proxies = region.with_role("haproxy") or region.hosts
             vip = region.vips[0]
             haproxy = proxies[0].settings.haproxy
@@ -55,7 +55,7 @@ def targets(topology: Topology, through: str) -> list[Target]:
             node = region.galera_nodes[0]
             out.append(Target(region.name, node.name, str(node.address), node.settings.galera.port))
     if not out:
-        raise CannotCheck("UNKNOWN: no region has a Galera node to verify through")
+        raise CannotCheck("no region has a Galera node to verify through")
     return out
 
 

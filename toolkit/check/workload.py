@@ -91,7 +91,7 @@ class Options:
     def __post_init__(self) -> None:
         counters_table(self.schema)  # refuse a bad name here, before anything connects
         if self.mode not in MODES:
-            raise CannotCheck(f"UNKNOWN: bad mode '{self.mode}' (modes: {', '.join(MODES)})")
+            raise CannotCheck(f"bad mode '{self.mode}' (modes: {', '.join(MODES)})")
 
     @property
     def writer_sync_wait(self) -> int:
