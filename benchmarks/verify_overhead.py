@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from toolkit import secretstore  # noqa: E402
-from toolkit.check import checker, stats, workload  # noqa: E402
+from toolkit.check import checker, counters, sessions, stats, workload  # noqa: E402
 from toolkit.check.history import History  # noqa: E402
 from toolkit.topology import load  # noqa: E402
 
@@ -72,7 +72,7 @@ def table(rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-def flat_out(topology: Any, work: list[workload.Target], password: str, seconds: float) -> None:
+def flat_out(topology: Any, work: list[sessions.Target], password: str, seconds: float) -> None:
     history = History()
     options = workload.Options(duration=seconds, interval=0.0, settle=5.0)
     started = time.monotonic()
@@ -101,7 +101,7 @@ def flat_out(topology: Any, work: list[workload.Target], password: str, seconds:
     table(rows)
 
 
-def through_kgt(target: workload.Target, password: str, count: int) -> list[float]:
+def through_kgt(target: sessions.Target, password: str, count: int) -> list[float]:
     history = History()
     worker = workload.Worker(target, password, history, workload.Acked(), workload.Options(), threading.Event())
     latencies = []
@@ -114,7 +114,7 @@ def through_kgt(target: workload.Target, password: str, count: int) -> list[floa
     return latencies
 
 
-def client_args(target: workload.Target, defaults: Path) -> list[str]:
+def client_args(target: sessions.Target, defaults: Path) -> list[str]:
     return [
         "mariadb",
         f"--defaults-extra-file={defaults}",
@@ -123,14 +123,14 @@ def client_args(target: workload.Target, defaults: Path) -> list[str]:
         "-P",
         str(target.port),
         "-u",
-        workload.VERIFY_USER,
+        counters.VERIFY_USER,
         "-N",
         "-B",
         "--unbuffered",
     ]
 
 
-def through_mariadb_session(target: workload.Target, defaults: Path, count: int) -> list[float]:
+def through_mariadb_session(target: sessions.Target, defaults: Path, count: int) -> list[float]:
     first, second = sorted([target.region, "shared"])
     sql = LOCK_SQL.format(r=target.region, first=first, second=second)
     proc = subprocess.Popen(
@@ -161,7 +161,7 @@ def through_mariadb_session(target: workload.Target, defaults: Path, count: int)
     return latencies
 
 
-def through_mariadb_per_op(target: workload.Target, defaults: Path, count: int) -> list[float]:
+def through_mariadb_per_op(target: sessions.Target, defaults: Path, count: int) -> list[float]:
     first, second = sorted([target.region, "shared"])
     sql = LOCK_SQL.format(r=target.region, first=first, second=second)
     latencies = []
@@ -181,9 +181,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     args = parser.parse_args()
     with cluster_or_topology(args) as (topology, secrets):
-        work = workload.targets(topology, args.through)
+        work = sessions.targets(topology, args.through)
         password = secrets["verify_password"]
-        workload.setup(topology, work, secrets["admin_password"], password, 5.0)
+        counters.setup(topology, work, secrets["admin_password"], password, 5.0)
         flat_out(topology, work, password, args.seconds)
         target = work[0]
         with tempfile.NamedTemporaryFile("w", prefix="kgt-bench-", suffix=".cnf") as defaults:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from toolkit.check import workload
+from toolkit.check import counters, sessions, workload
 from toolkit.check.history import History
-from toolkit.check.state import CannotCheck
+from toolkit.errors import CannotCheck
 from toolkit.topology import Topology
 
 STATUS = [
@@ -88,15 +88,15 @@ def run_everything(topology: Topology, options: workload.Options, monkeypatch: p
     """Setup, initial read, one worker iteration, final reads and cleanup; return every statement sent."""
     log: list[str] = []
     monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
-    work = workload.targets(topology, "nodes")
-    workload.setup(topology, work, "admin", "verify", 1.0, schema=options.schema)
+    work = sessions.targets(topology, "nodes")
+    counters.setup(topology, work, "admin", "verify", 1.0, schema=options.schema)
     history = History()
     workload.initial_read(history, work, "verify", 1.0, schema=options.schema)
     worker = workload.Worker(work[0], "verify", history, workload.Acked(), options, threading.Event())
     worker.incr()
     worker.read_and_verify()
     workload.final_reads(history, topology, "verify", options, threading.Event())
-    workload.cleanup(topology, work, "admin", 1.0, schema=options.schema)
+    counters.cleanup(topology, work, "admin", 1.0, schema=options.schema)
     assert not [op for op in history.ops if op.type != "invoke" and op.type != "ok"], history.ops
     return log
 
@@ -130,7 +130,7 @@ def test_increment_and_status_record_the_node_that_served_them(
     monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
     history = History()
     worker = workload.Worker(
-        workload.targets(example, "nodes")[0],
+        sessions.targets(example, "nodes")[0],
         "verify",
         history,
         workload.Acked(),
@@ -149,8 +149,8 @@ def test_increment_and_status_record_the_node_that_served_them(
 
 def test_read_counters_defaults_to_kgt_verify() -> None:
     log: list[str] = []
-    assert workload.read_counters(FakeConnection(log)) == {"r1": 0, "shared": 0}
-    assert workload.read_counters(FakeConnection(log), schema="other") == {"r1": 0, "shared": 0}
+    assert counters.read_counters(FakeConnection(log)) == {"r1": 0, "shared": 0}
+    assert counters.read_counters(FakeConnection(log), schema="other") == {"r1": 0, "shared": 0}
     assert log == ["SELECT name, value FROM kgt_verify.counters", "SELECT name, value FROM other.counters"]
 
 
@@ -165,7 +165,7 @@ def test_bad_schema_name_is_one_unknown_line(bad: str) -> None:
     assert message.startswith("UNKNOWN: bad schema name") and "\n" not in message
     log: list[str] = []
     with pytest.raises(CannotCheck):
-        workload.read_counters(FakeConnection(log), schema=bad)
+        counters.read_counters(FakeConnection(log), schema=bad)
     assert log == []  # refused before anything was sent
 
 
@@ -205,7 +205,7 @@ def test_check_usage_errors_are_unknown_not_critical(kgt: Any, args: tuple[str, 
 def test_lockstep_runs_the_seed_loop_one_region_at_a_time(example: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
     monkeypatch.setattr("toolkit.check.sessions.connect", lambda *_args, **_session: FakeConnection(log))
-    work = workload.targets(example, "nodes")
+    work = sessions.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=2, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode="lockstep"
     )
@@ -227,19 +227,19 @@ def test_lockstep_increments_wait_for_the_previous_regions_write(
 ) -> None:
     # With wsrep_sync_wait=0 the next region may still be applying the previous increment: its
     # locking read would see the old value and its write-set would lose certification (CI saw it).
-    sessions: list[dict[str, int]] = []
+    opened: list[dict[str, int]] = []
 
     def connect(*_args: Any, **session: int) -> FakeConnection:
-        sessions.append(session)
+        opened.append(session)
         return FakeConnection([])
 
     monkeypatch.setattr("toolkit.check.sessions.connect", connect)
-    work = workload.targets(example, "nodes")
+    work = sessions.targets(example, "nodes")
     options = workload.Options(
         duration=None, iterations=1, interval=0.0, visible_within=0.0, settle=0.0, rtt_samples=0, mode=mode
     )
     workload.run(example, work, "verify", History(), options, threading.Event(), threading.Event())
-    writers = [s for s in sessions if "innodb_lock_wait_timeout" in s]
+    writers = [s for s in opened if "innodb_lock_wait_timeout" in s]
     assert len(writers) == len(work)
     assert all(s["wsrep_sync_wait"] == sync_wait and s["wsrep_dirty_reads"] == 0 for s in writers), writers
 
@@ -259,7 +259,7 @@ def worker_reading(
     acked = workload.Acked()
     acked.note({"r1": 2})
     history = History()
-    target = workload.targets(example, "nodes")[0]
+    target = sessions.targets(example, "nodes")[0]
     return workload.Worker(target, "verify", history, acked, workload.Options(visible_within=5.0), stop), history
 
 

@@ -205,7 +205,7 @@ def verify(
     the schema and that grant, and the user only when no other existing schema is granted
     to it (a drill running beside keeps its user).
     """
-    from toolkit.check import checker, workload
+    from toolkit.check import checker, counters, sessions, workload
 
     if duration is not None and iterations is not None:
         raise click.UsageError("give --duration or --iterations, not both")
@@ -222,17 +222,17 @@ def verify(
     model, secrets = _context(topology, secrets_path)
     if through is None:
         through = "vip" if all(r.vips for r in model.regions) else "nodes"
-    work = workload.targets(model, through)
+    work = sessions.targets(model, through)
     admin, verify_password = secrets["admin_password"], secrets["verify_password"]
     if cleanup and iterations == 0:
-        click.echo(workload.cleanup(model, work, admin, timeout, schema=options.schema).summary())
+        click.echo(counters.cleanup(model, work, admin, timeout, schema=options.schema).summary())
         return
-    workload.setup(model, work, admin, verify_password, timeout, schema=options.schema)
+    counters.setup(model, work, admin, verify_password, timeout, schema=options.schema)
     result = checker.check(_run(model, work, verify_password, options, history_path))
     cleaned = None
     if cleanup:  # a failed cleanup is reported; it never hides the verdict
         try:
-            cleaned = workload.cleanup(model, work, admin, timeout, schema=options.schema).summary()
+            cleaned = counters.cleanup(model, work, admin, timeout, schema=options.schema).summary()
         except KgtError as exc:
             cleaned = f"cleanup failed: {exc}"
     facts = {"through": through, "mode": mode, "history": str(history_path) if history_path else None}

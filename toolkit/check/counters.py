@@ -15,7 +15,8 @@ from typing import Any
 from toolkit.check import sessions
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.sessions import Target
-from toolkit.check.state import NETWORK_ERRORS, CannotCheck, NothingReachable
+from toolkit.check.state import NETWORK_ERRORS
+from toolkit.errors import CannotCheck, NothingReachable
 from toolkit.topology.model import Topology
 
 SCHEMA = "kgt_verify"  # the default of Options.schema and of the functions that take one

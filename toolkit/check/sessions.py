@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from toolkit import db
-from toolkit.check.state import CannotCheck
+from toolkit.errors import CannotCheck
 from toolkit.topology.model import Host, Topology
 from toolkit.wsrep import NodeState
 

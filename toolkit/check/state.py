@@ -1,17 +1,12 @@
 """Check states with Nagios exit codes and worst-state-wins.
 
-The errors that end a check early (CannotCheck, NothingReachable) live in toolkit.errors;
-they are importable from here too, where the checks always found them.
+The errors that end a check early (CannotCheck, NothingReachable) live in toolkit.errors.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-
-from toolkit.errors import CannotCheck, NothingReachable
-
-__all__ = ["NETWORK_ERRORS", "CannotCheck", "NothingReachable", "State", "worst"]
 
 
 class State(enum.IntEnum):

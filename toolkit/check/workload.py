@@ -44,20 +44,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-# The schema, the targets and the sessions have modules of their own (`counters`, `sessions`);
-# the names the commands, the drills and the benchmarks use of them (`X as X`) stay importable from here.
 from toolkit.check import sessions
-from toolkit.check.counters import SCHEMA, SHARED, counters_table
-from toolkit.check.counters import VERIFY_USER as VERIFY_USER
-from toolkit.check.counters import cleanup as cleanup
-from toolkit.check.counters import read_counters as read_counters
-from toolkit.check.counters import setup as setup
+from toolkit.check.counters import SCHEMA, SHARED, VERIFY_USER, counters_table, read_counters
 from toolkit.check.history import History, Op
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.sessions import Target, node_target
-from toolkit.check.sessions import read_status as read_status
-from toolkit.check.sessions import targets as targets
-from toolkit.check.state import CannotCheck
+from toolkit.errors import CannotCheck
 from toolkit.retry import DeadlineExceeded, poll
 from toolkit.topology.model import Host, Topology
 from toolkit.wsrep import PRIMARY
@@ -221,7 +213,7 @@ class Worker(threading.Thread):
         """Record the endpoint's cluster status."""
         op = self._invoke("status")
         try:
-            value = read_status(self._reader())
+            value = sessions.read_status(self._reader())
         except Exception as exc:
             self._failed(op, exc, "read")
             return
@@ -371,7 +363,7 @@ def final_reads(history: History, topology: Topology, password: str, options: Op
         op = history.invoke("final", "status", region=target.region, host=target.name, address=target.where)
         try:
             conn = sessions.connect(target, VERIFY_USER, password, options.timeout, wsrep_dirty_reads=1)
-            status = read_status(conn)
+            status = sessions.read_status(conn)
         except Exception as exc:
             history.complete(op, "fail", error=classify(exc), message=one_line(exc))
             sessions.close(conn)
@@ -393,7 +385,7 @@ def _synced(target: Target, password: str, timeout: float) -> bool:
     conn = None
     try:
         conn = sessions.connect(target, VERIFY_USER, password, min(timeout, 2.0))
-        s = read_status(conn)
+        s = sessions.read_status(conn)
         return bool(s["status"] == PRIMARY and s["state"] == "Synced")
     except Exception:
         return False

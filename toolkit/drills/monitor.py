@@ -21,7 +21,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from toolkit import db
-from toolkit.check import workload as verify
+from toolkit.check import sessions
 from toolkit.check.history import History
 from toolkit.check.nodes import HEALTH_USER, classify, one_line
 from toolkit.drills.backend import Backend
@@ -93,7 +93,7 @@ class GaleraSampler(_Sampler):
         if self.conn is None:
             endpoint = db.Endpoint(str(self.host.address), self.host.settings.galera.port, HEALTH_USER, self.password)
             self.conn = db.connect(endpoint, connect_timeout=1.0, read_timeout=1.5, write_timeout=1.5)
-        return verify.read_status(self.conn)
+        return sessions.read_status(self.conn)
 
     def close(self) -> None:
         """Drop the connection."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from toolkit import db
+from toolkit.check import counters, sessions
 from toolkit.check import workload as verify
 from toolkit.check.history import History
 from toolkit.check.nodes import classify, one_line
@@ -326,13 +327,13 @@ class DirtyReader(_Loop):
         try:
             if self.conn is None:
                 self.conn = db.connect(
-                    db.Endpoint(e.address, e.port, verify.VERIFY_USER, self.password),
+                    db.Endpoint(e.address, e.port, counters.VERIFY_USER, self.password),
                     connect_timeout=CONNECT_TIMEOUT,
                     read_timeout=self.timeout,
                     write_timeout=self.timeout,
                     dirty_reads=True,
                 )
-            values = verify.read_counters(self.conn, schema=self.schema)
+            values = counters.read_counters(self.conn, schema=self.schema)
         except Exception as exc:
             self.history.complete(op, "fail", error=classify(exc), message=one_line(exc))
             self._close()
@@ -382,7 +383,7 @@ class Workloads:
         self.admin_password = secrets["admin_password"]
         self.keystone_password = secrets["keystone_admin_password"] if topology.with_role("keystone") else None
         through = "vip" if all(r.vips for r in topology.regions) else "nodes"
-        self.targets = verify.targets(topology, through)
+        self.targets = sessions.targets(topology, through)
         self.stop = threading.Event()
         self.abort = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -396,7 +397,7 @@ class Workloads:
 
     def prepare(self) -> None:
         """Create the verify schema and user (as `kgt check verify` does)."""
-        verify.setup(
+        counters.setup(
             self.topology,
             self.targets,
             self.admin_password,
