@@ -144,6 +144,13 @@ class Lab:
 
         return LabHost(name)
 
+    def services(self, name: str):  # type: ignore[no-untyped-def]
+        """The host's services, driven as lab boot and the drills drive them (toolkit.services)."""
+        from toolkit.lab.services import LabServices
+
+        topology = self.topology
+        return LabServices(topology, topology.host(name))
+
 
 def boot_example_lab() -> float:
     """`kgt lab up` the example lab into LAB_DIR, removing a leftover example lab first; the seconds taken."""

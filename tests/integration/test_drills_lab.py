@@ -30,6 +30,7 @@ import pytest
 from tests.integration.conftest import ROOT, Lab
 from toolkit.lab import services
 from toolkit.lab.host import LabHost
+from toolkit.services import wsrep_status
 
 pytestmark = pytest.mark.integration
 
@@ -387,7 +388,7 @@ def test_sigint_during_the_fault_heals_the_lab(lab: Lab, tmp_path: Path) -> None
         assert lab.host(host.name).run("iptables -S KGT-CUT | grep -c DROP").stdout.strip() in ("", "0"), host.name
     deadline = time.monotonic() + 40
     while True:
-        status = {n.name: services.galera_status(lab.host(n.name)) for n in lab.topology.galera_nodes}
+        status = {n.name: wsrep_status(lab.host(n.name)) for n in lab.topology.galera_nodes}
         whole = all(
             s.get("wsrep_cluster_status") == "Primary"
             and s.get("wsrep_cluster_size") == "3"
@@ -407,7 +408,7 @@ def test_drill_refuses_an_unhealthy_lab_and_says_why(lab: Lab, tmp_path: Path) -
     from toolkit.drills.backend import LabBackend
 
     node = lab.topology.host("r3-db1")
-    services.stop_keystone(lab.host(node.name))
+    lab.services(node.name).stop("keystone")
     try:
         done, data = drill(lab, "keystone-loss", tmp_path / "report", "--region", "r1", "--ready-timeout", "2s")
     finally:

@@ -116,7 +116,7 @@ def test_each_vip_on_its_master_and_moves_when_keepalived_stops(lab: Lab) -> Non
         assert str(vip.address) not in services.held_vips(master)
         assert took <= 5
     finally:
-        services.start_keepalived(master)
+        lab.services(vip.master).start("keepalived")
     wait_for(lambda: str(vip.address) in services.held_vips(master), 15, f"{vip.address} back on {vip.master}")
 
 

@@ -100,14 +100,14 @@ def test_galera_host_forced_unhealthy_makes_haproxy_warn_naming_the_serving_regi
 def test_keystone_stopped_in_r1_warns_on_haproxy_and_keystone_stays_ok(lab: Lab) -> None:
     t = str(lab.topology_path)
     host = lab.topology.host("r1-db1")
-    services.stop_keystone(lab.host(host.name))
+    lab.services(host.name).stop("keystone")
     try:
         line = until(lab, "WARNING", ("haproxy", t, "--proxy", "r1-proxy1"), 15, lambda text: "keystone" in text)
         assert "keystone-api of r1 served by region" in line
         code, _, line = probe(lab, "keystone", t, "--issue-region", "r1")
         assert code == 0, line
     finally:
-        services.start_keystone(lab.host(host.name), host)
+        lab.services(host.name).start("keystone")
     until(lab, "OK", ("haproxy", t, "--proxy", "r1-proxy1"), 60)
 
 
@@ -152,7 +152,7 @@ def test_vip_held_by_no_proxy_is_critical(lab: Lab) -> None:
         assert state == "CRITICAL" and "r1-vip1" in line, line
     finally:
         for host in proxies:
-            services.start_keepalived(lab.host(host.name))
+            lab.services(host.name).start("keepalived")
     for vip in lab.topology.region("r1").vips:
         deadline = time.monotonic() + 15
         while str(vip.address) not in services.held_vips(lab.host(vip.master)):

@@ -28,7 +28,7 @@ from tests.integration.conftest import Lab
 from toolkit.drills.faults import SLACK
 from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import Credentials, Sent, http_request, keystone_endpoints
-from toolkit.lab import services
+from toolkit.services import wsrep_status
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +164,7 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     assert lab.kgt("lab", "wan", "--cut", REGION).returncode == 0
     try:
         wait(
-            lambda: services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary",
+            lambda: wsrep_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary",
             40,
             f"{node.name} non-Primary",
         )
@@ -199,11 +199,11 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         # And a user's first login of the day: Keystone records the day (a write), so 500 too.
         status, _, _ = http_request(endpoint, "POST", "/v3/auth/tokens", unscoped(fresh, fresh_password), {}, 3.0)
         assert status == 500, status
-        assert services.galera_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
+        assert wsrep_status(lab.host(node.name)).get("wsrep_cluster_status") == "non-Primary"
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0
         # Whatever failed above, the next test gets a whole cluster.
-        wait(lambda: services.is_synced(lab.host(node.name)), 90, f"{node.name} Synced after the heal")
+        wait(lambda: synced(lab.host(node.name)), 90, f"{node.name} Synced after the heal")
     healed = time.monotonic()
     if today() != day:
         pytest.skip("the run crossed midnight UTC: every user's first login of the new day is a write")
@@ -218,7 +218,7 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     assert after == before, (before, after)
 
     # After the heal r3's node rejoins, then HAProxy's write listener goes back to it within its bound.
-    synced = wait(lambda: services.is_synced(lab.host(node.name)), 60, f"{node.name} Synced")
+    synced = wait(lambda: synced(lab.host(node.name)), 60, f"{node.name} Synced")
     back = wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node again")
     sys.stderr.write(
         f"heal: {node.name} Synced after {synced - healed:.1f}s, writes through it after "

@@ -32,7 +32,10 @@ class LabServices(ServiceManager):
 
     def start(self, name: str, *args: str) -> None:
         """Its preparation, then its command line in the background (`LabHost.start`)."""
-        launch(self.shell, self.spec(name), self.command_line(name, *args))
+        spec = self.spec(name)
+        if spec.prepare:
+            self.shell.run(spec.prepare)
+        self.shell.start(name, self.command_line(name, *args), env=spec.env or None)
 
     def stop(self, name: str, *, kill: bool = False) -> None:
         """TERM (or KILL, its children at the same moment), then wait until its process is gone."""
@@ -59,24 +62,7 @@ class LabServices(ServiceManager):
         return self.shell.run(script, timeout=30).stdout
 
 
-def launch(h: LabHost, service: services.Service, command: str) -> None:
-    """Prepare, then start `command` as `service` in the container."""
-    if service.prepare:
-        h.run(service.prepare)
-    h.start(service.name, command, env=service.env or None)
-
-
 # -- Galera --------------------------------------------------------------------------------
-
-
-def galera_status(h: LabHost) -> dict[str, str]:
-    """wsrep status of the node through its local socket ({} when it does not answer)."""
-    return services.wsrep_status(h)
-
-
-def is_synced(h: LabHost) -> bool:
-    """Primary, Synced and ready."""
-    return services.synced(h)
 
 
 def recover_position(h: LabHost) -> str | None:
@@ -91,13 +77,6 @@ def recover_position(h: LabHost) -> str | None:
 
 
 # -- VIPs ----------------------------------------------------------------------------------
-
-
-def drop_vips(h: LabHost, vips: list[str]) -> None:
-    """Remove VIPs left on a dead proxy's interface (what keepalived's `leftovers` say)."""
-    for vip in vips:
-        for command in services.SERVICES["keepalived"].leftovers:
-            h.run(command.format(vip=vip))
 
 
 def held_vips(h: LabHost) -> list[str]:
@@ -121,27 +100,6 @@ def vips_in(addresses: str) -> list[str]:
             if info.get("prefixlen") == 32 and info.get("family") == "inet":
                 held.append(str(info["local"]))
     return sorted(held)
-
-
-# -- single services, for tests that drive one by hand --------------------------------------
-
-
-def start_keepalived(h: LabHost, stale_vips: list[str] | None = None) -> None:
-    """keepalived, after dropping `stale_vips` (VIPs a keepalived killed with -9 left behind)."""
-    drop_vips(h, stale_vips or [])
-    keepalived = services.SERVICES["keepalived"]
-    launch(h, keepalived, keepalived.command)
-
-
-def start_keystone(h: LabHost, host: Host) -> None:
-    """Keystone's WSGI server on `host`."""
-    keystone = services.SERVICES["keystone"]
-    launch(h, keystone, keystone.command.format_map(services.host_fields(host)))
-
-
-def stop_keystone(h: LabHost) -> None:
-    """Stop Keystone's WSGI server."""
-    h.stop("keystone", wait=services.SERVICES["keystone"].stop_wait)
 
 
 def keystone_manage(h: LabHost, args: str, timeout: float = 300, secret_env: tuple[str, str] | None = None) -> None:
