@@ -19,6 +19,7 @@ KGT_LAB_REUSE=1 to keep a running lab between runs while developing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -102,6 +103,29 @@ def exclusive_lab_slot(why: str) -> None:
             pytest.skip(f"the example lab is up and reused (KGT_LAB_REUSE=1): {why}")
         down = kgt("lab", "down", "--lab-dir", str(LAB_DIR), timeout=300)
         assert down.returncode == 0, down.stderr
+
+
+@contextlib.contextmanager
+def own_lab(topology: Path, tmp_path: Path, *, timeout: float) -> Iterator[Path]:
+    """Boot `topology` into `tmp_path/lab` with secrets of its own, for a test marked own_lab; the lab directory.
+
+    The lab is taken down however the test ends, and no container of its project may be left.
+    """
+    from toolkit.lab.compose import project_name
+    from toolkit.topology import load
+
+    project = project_name(load(topology))
+    lab_dir = tmp_path / "lab"
+    secrets = tmp_path / f"{topology.stem}.secrets.yaml"
+    try:
+        up = kgt("lab", "up", str(topology), "--secrets", str(secrets), "--lab-dir", str(lab_dir), timeout=timeout)
+        sys.stderr.write(up.stdout[-3000:])
+        assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+        yield lab_dir
+    finally:
+        if (lab_dir / "lab.json").exists() or project_running(project):
+            kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
+    assert not project_running(project)
 
 
 def drill_on(

@@ -5,42 +5,27 @@ database nodes, two proxies per region (18 hosts). The cut-off region must go no
 on all three of its nodes, refuse writes, and keep issuing and validating tokens read-only
 through its own nodes (the write listener's fallback); the others go on. Only one lab can
 exist at a time: the test is marked own_lab (the shared example lab is taken down first)
-and boots its own lab, torn down in a try/finally.
+and boots its own lab (conftest.own_lab), always torn down.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, drill_on, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, own_lab
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = ROOT / "topology" / "catalyst-lab.yaml"
-PROJECT = "kgt-kgt-catalyst-lab"
 CUT = "nz-hlz"
 
 
 @pytest.mark.own_lab
 def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_read_only(tmp_path: Path) -> None:
-    lab_dir = tmp_path / "lab"
     report = tmp_path / "report"
-    try:
-        up = kgt(
-            "lab",
-            "up",
-            str(TOPOLOGY),
-            "--secrets",
-            str(tmp_path / "catalyst-lab.secrets.yaml"),
-            "--lab-dir",
-            str(lab_dir),
-            timeout=1200,
-        )
-        sys.stderr.write(up.stdout[-3000:])
-        assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+    with own_lab(TOPOLOGY, tmp_path, timeout=1200) as lab_dir:
         done, data, failed = drill_on(
             lab_dir,
             report,
@@ -67,7 +52,3 @@ def test_catalyst_shaped_lab_partition_keeps_the_cut_off_region_serving_tokens_r
         assert read_only["validations"]["attempts"] >= 10 and read_only["validations"]["availability"] >= 0.95
         assert any(e["name"] == "writes rejected" and e["region"] == CUT and e["ok"] for e in data["expectations"])
         assert data["measurements"]["lost_writes"] == 0 and data["measurements"]["anomalies"] == []
-    finally:
-        if (lab_dir / "lab.json").exists() or project_running(PROJECT):
-            kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
-    assert not project_running(PROJECT)

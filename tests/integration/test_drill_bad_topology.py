@@ -5,7 +5,7 @@ that, pass (the prediction held) and flag the topology. The lab of tests/data/tw
 uses the example lab's addresses and container names, and only one lab can exist at a
 time: the test is marked own_lab, which takes the example lab down when the session booted
 it (KGT_LAB_REUSE unset) and skips when a developer's reused lab is up. Its own lab is
-brought up and torn down here, in a try/finally.
+brought up and always torn down by conftest.own_lab.
 """
 
 from __future__ import annotations
@@ -14,22 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, drill_on, kgt, project_running
+from tests.integration.conftest import ROOT, drill_on, own_lab
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGY = ROOT / "tests" / "data" / "two-regions.yaml"
-PROJECT = "kgt-kgt-two-regions"
 
 
 @pytest.mark.own_lab
 def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Path) -> None:
-    lab_dir = tmp_path / "lab"
-    secrets = tmp_path / "two-regions.secrets.yaml"
     report = tmp_path / "report"
-    try:
-        up = kgt("lab", "up", str(TOPOLOGY), "--secrets", str(secrets), "--lab-dir", str(lab_dir), timeout=900)
-        assert up.returncode == 0, f"{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
+    with own_lab(TOPOLOGY, tmp_path, timeout=900) as lab_dir:
         done, data, failed = drill_on(
             lab_dir,
             report,
@@ -62,7 +57,3 @@ def test_two_equal_regions_lose_primary_on_both_sides_as_predicted(tmp_path: Pat
                 e["name"] == "writes rejected" and e["region"] == region and e["ok"] for e in data["expectations"]
             )
         assert data["measurements"]["lost_writes"] == 0
-    finally:
-        if (lab_dir / "lab.json").exists() or project_running(PROJECT):
-            kgt("lab", "down", "--lab-dir", str(lab_dir), timeout=300)
-    assert not project_running(PROJECT)
