@@ -72,12 +72,12 @@ LEGACY_TOPOLOGY = (
 )
 
 
-def topology(*, required: bool = True, help_default: str | None = None) -> Callable[[F], F]:
+def topology(*, required: bool = True) -> Callable[[F], F]:
     """The topology file as the first argument (parameter `topology`), the same in every command.
 
     `--topology FILE` (the form `kgt probe` and `kgt drill` used) is still accepted for one
     release, with a warning on stderr; giving both is a usage error. `required=False`:
-    the command has a default (`help_default` says which) and sees None.
+    the command has a default (its group's help says which) and sees None.
     """
 
     def resolve(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from toolkit.cli_options import FamilyGroup, output_format
 from toolkit.cli_options import duration as duration_option
-from toolkit.cli_options import output_format
 from toolkit.cli_options import topology as topology_argument
 from toolkit.drills.faults.base import FaultKind, OptionDecorator, Target
 from toolkit.errors import UsageError
@@ -39,7 +39,7 @@ def _duration(flag: str, default: str, help_text: str) -> OptionDecorator:
 def _options() -> tuple[OptionDecorator, ...]:
     """The arguments and options every drill takes, in the order `--help` lists them."""
     return (
-        topology_argument(required=False, help_default="the one the lab was booted from"),
+        topology_argument(required=False),
         click.option(
             "--lab-dir",
             type=click.Path(file_okay=False, path_type=Path),
@@ -157,11 +157,12 @@ def _run(kind: str, opts: dict[str, Any], target: Target) -> None:
     click.get_current_context().exit(result.code)
 
 
-@click.group()
+@click.group(cls=FamilyGroup, usage_exit=2)
 def drill() -> None:
     """Inject one fault into a running site while workloads run, heal it, and judge the history.
 
-    Exit 0 pass, 1 fail, 2 unknown. Ctrl-C heals the fault before exiting.
+    TOPOLOGY, the optional first argument, is the topology file (default: the one the lab
+    was booted from). Exit 0 pass, 1 fail, 2 unknown. Ctrl-C heals the fault before exiting.
     """
 
 
