@@ -15,18 +15,19 @@ class DeadlineExceeded(Exception):
 
     def __init__(self, what: str, seconds: float, last: object) -> None:
         self.what, self.seconds, self.last = what, seconds, last
-        super().__init__(f"{what}: not ready after {seconds:.0f}s (last: {last})")
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """The message: what, how long, the last result."""
+        return f"{self.what}: not ready after {self.seconds:.0f}s (last: {self.last})"
 
 
 class Stopped(DeadlineExceeded):
     """`stop()` said to give up before the condition held (an interrupt, a shutdown)."""
 
-    def __init__(self, what: str, seconds: float, last: object) -> None:
-        super().__init__(what, seconds, last)
-        self.args = (f"{what}: stopped after {seconds:.1f}s (last: {last})",)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+    def describe(self) -> str:
+        """The message: what, after how long it was stopped, the last result."""
+        return f"{self.what}: stopped after {self.seconds:.1f}s (last: {self.last})"
 
 
 def poll(
