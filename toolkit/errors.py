@@ -1,6 +1,6 @@
 """The one exception hierarchy of kgt; the CLI turns these into one line and an exit code.
 
-Stdlib only, so a probe importing it pays for nothing. The exception: `lab/wanrouter.py`
+Stdlib only, so a probe importing it pays for nothing. The exception: `lab/wanrouter/`
 keeps its own ConfigError/SetupError, because it runs alone in a container as a plain
 stdlib program that cannot import `toolkit`.
 """
@@ -112,3 +112,44 @@ class ProbeTimeout(BaseException):
     A BaseException on purpose: libraries the probes use catch `Exception` broadly
     (haproxy-stats turns any error into a log line), and a deadline must not be swallowed.
     """
+
+
+class SchemaMissing(Exception):
+    """The counters the verify workload needs are not in the table (dropped while running?).
+
+    Not a KgtError: the workload records it in the history as a failed operation.
+    """
+
+
+class DrillRefused(KgtError):
+    """The drill did not start (site not healthy, interrupted before the fault): verdict unknown."""
+
+    exit_code = 2
+
+
+class Sent(Exception):
+    """A request went out and then the connection failed: the outcome is unknown.
+
+    Not a KgtError: it never reaches the command line; the drills' workloads record it as
+    an `info` outcome.
+    """
+
+
+class DeadlineExceeded(Exception):
+    """The condition did not hold before the deadline; carries the last value or error seen."""
+
+    def __init__(self, what: str, seconds: float, last: object) -> None:
+        self.what, self.seconds, self.last = what, seconds, last
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """The message: what, how long, the last result."""
+        return f"{self.what}: not ready after {self.seconds:.0f}s (last: {self.last})"
+
+
+class Stopped(DeadlineExceeded):
+    """`stop()` said to give up before the condition held (an interrupt, a shutdown)."""
+
+    def describe(self) -> str:
+        """The message: what, after how long it was stopped, the last result."""
+        return f"{self.what}: stopped after {self.seconds:.1f}s (last: {self.last})"

@@ -7,27 +7,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from toolkit.errors import DeadlineExceeded, Stopped
+
 T = TypeVar("T")
-
-
-class DeadlineExceeded(Exception):
-    """The condition did not hold before the deadline; carries the last value or error seen."""
-
-    def __init__(self, what: str, seconds: float, last: object) -> None:
-        self.what, self.seconds, self.last = what, seconds, last
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        """The message: what, how long, the last result."""
-        return f"{self.what}: not ready after {self.seconds:.0f}s (last: {self.last})"
-
-
-class Stopped(DeadlineExceeded):
-    """`stop()` said to give up before the condition held (an interrupt, a shutdown)."""
-
-    def describe(self) -> str:
-        """The message: what, after how long it was stopped, the last result."""
-        return f"{self.what}: stopped after {self.seconds:.1f}s (last: {self.last})"
 
 
 def poll(

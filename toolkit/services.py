@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from toolkit.errors import KgtError
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.errors import DeadlineExceeded, KgtError
+from toolkit.retry import poll
 from toolkit.wsrep import SYNCED, NodeState
 
 if TYPE_CHECKING:

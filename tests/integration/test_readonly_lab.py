@@ -27,7 +27,8 @@ import pytest
 from tests.integration.conftest import Lab
 from toolkit.drills.faults import SLACK
 from toolkit.drills.monitor import haproxy_servers
-from toolkit.drills.workloads import Credentials, Sent, http_request, keystone_endpoints
+from toolkit.drills.workloads import Credentials, http_request, keystone_endpoints
+from toolkit.errors import Sent
 from toolkit.services import wsrep_status
 
 pytestmark = pytest.mark.integration

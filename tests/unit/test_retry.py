@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from toolkit.retry import DeadlineExceeded, Stopped, poll
+from toolkit.errors import DeadlineExceeded, Stopped
+from toolkit.retry import poll
 
 
 def test_returns_the_first_true_value() -> None:

@@ -49,17 +49,13 @@ from toolkit.check.counters import SCHEMA, SHARED, VERIFY_USER, counters_table, 
 from toolkit.check.history import History, Op
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.sessions import Target, node_target
-from toolkit.errors import CannotCheck
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.errors import CannotCheck, DeadlineExceeded, SchemaMissing
+from toolkit.retry import poll
 from toolkit.topology.model import Host, Topology
 from toolkit.wsrep import PRIMARY
 
 # Errors after which a transaction certainly did not commit, even when raised by COMMIT.
 DEFINITE = frozenset({"certification-conflict", "non-primary", "access-denied"})
-
-
-class SchemaMissing(Exception):
-    """The counters the workload needs are not in the table (dropped while running?)."""
 
 
 MODES = ("concurrent", "lockstep")

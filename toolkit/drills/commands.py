@@ -22,7 +22,7 @@ from toolkit.cli_options import FamilyGroup, output_format
 from toolkit.cli_options import duration as duration_option
 from toolkit.cli_options import topology as topology_argument
 from toolkit.drills.faults.base import FaultKind, OptionDecorator, Target
-from toolkit.errors import UsageError
+from toolkit.errors import DrillRefused, UsageError
 
 if TYPE_CHECKING:
     from toolkit.drills.backend import LabBackend
@@ -236,7 +236,7 @@ def _run_standard_set(opts: dict[str, Any], base: Path) -> tuple[list[dict[str, 
         click.echo(f"== drill {fault.describe()}")
         try:
             result = runner.run(topology, secrets, backend, fault, timing, base / kind, click.echo)
-        except runner.DrillRefused as exc:
+        except DrillRefused as exc:
             click.echo(f"UNKNOWN: {exc}")
             summary.append({"drill": kind, "verdict": "unknown", "code": 2, "line": f"UNKNOWN: {exc}"})
             if "interrupted" in str(exc):

@@ -18,7 +18,8 @@ from toolkit.check import nodes
 from toolkit.drills.backend import Backend
 from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import keystone_endpoints
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.errors import DeadlineExceeded
+from toolkit.retry import poll
 from toolkit.topology.model import Host, Topology
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from toolkit.drills.faults import Fault, kind_of
 from toolkit.drills.monitor import Monitors
 from toolkit.drills.nemesis import Nemesis
 from toolkit.drills.workloads import Workloads, WorkloadSettings, keystone_endpoints
-from toolkit.errors import KgtError
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.errors import DeadlineExceeded, DrillRefused
+from toolkit.retry import poll
 from toolkit.topology.model import Topology
 
 if TYPE_CHECKING:
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 Echo = Callable[[str], None]
 PLAN_SCHEMA = "kgt.drill.plan/1"
 TAIL = 3.0  # seconds the workloads go on once the site is healthy again
-
-
-class DrillRefused(KgtError):
-    """The drill did not start (site not healthy, interrupted before the fault): verdict unknown."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from toolkit.check import counters, sessions
 from toolkit.check import workload as verify
 from toolkit.check.history import History
 from toolkit.check.nodes import classify, one_line
+from toolkit.errors import Sent
 from toolkit.topology.model import Topology
 
 if TYPE_CHECKING:
@@ -88,10 +89,6 @@ def read_endpoints(topology: Topology) -> list[ServiceEndpoint]:
 
 
 # --- Keystone over plain HTTP (no session, no retries: every attempt is one recorded op) ---------
-
-
-class Sent(Exception):
-    """The request went out and then the connection failed: the outcome is unknown."""
 
 
 def http_request(

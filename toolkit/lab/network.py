@@ -15,10 +15,10 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from toolkit.errors import LabError
+from toolkit.errors import DeadlineExceeded, LabError
 from toolkit.lab.compose import ROUTER, ROUTER_NAME
 from toolkit.lab.host import LabHost
-from toolkit.retry import DeadlineExceeded, poll
+from toolkit.retry import poll
 from toolkit.topology.model import Topology
 
 WAN_CONFIG = "/run/kgt/wan.json"
