@@ -413,3 +413,17 @@ def test_a_primary_component_of_garbd_alone_holds_no_data_and_survives_nothing(t
     assert garbd.primary and not garbd.data
     assert (isolated.regions["r3"].database, isolated.regions["r3"].keystone) == ("down", "down")
     assert not isolated.survives  # the data regions lost Primary, and the garbd has no data to serve
+
+
+def test_the_readme_says_what_read_only_mode_serves_refuses_and_leaves_stale() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("## Read-only mode")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    items = {m.group(1): m.group(2) for m in re.finditer(r"^- \*\*(\w+)\*\*(.*?)(?=^- |\Z)", section, re.M | re.S)}
+    assert set(items) >= {"Served", "Refused", "Stale"}, sorted(items)
+    served, refused = " ".join(items["Served"].split()), " ".join(items["Refused"].split())
+    # What the lab tests measured: validation always, logins only for users active that UTC day.
+    assert "token validation" in served and "last_active_at" in served and "midnight UTC" in served
+    assert "test_readonly_lab.py" in served
+    for lost in ("password changes", "role assignments", "wrong password", "revoking a token"):
+        assert lost in refused.lower(), lost
