@@ -65,7 +65,7 @@ class Op:
     f: str
     value: Any
     time: float
-    wall: str
+    wall: str = ""  # UTC wall-clock time, ISO 8601 ('' in hand-made histories)
     latency: float | None = None
     error: str | None = None
     message: str | None = None

@@ -112,7 +112,7 @@ class DnsConfig:
     port: int = 53
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HostSettings:
     """Everything a host's configs are rendered from, fully resolved."""
 
