@@ -11,6 +11,7 @@ import os
 import re
 import secrets as random_source
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,20 @@ from toolkit.topology.model import Topology
 
 @dataclass(frozen=True)
 class SecretSpec:
-    """A secret a role needs: its name, what it is for, and which role requires it."""
+    """A secret a role needs: its name, what it is for, and which role requires it.
+
+    `only_if`, when given, narrows "a host has the role" to the topologies that use it.
+    """
 
     name: str
     role: str
     purpose: str
+    only_if: Callable[[Topology], bool] | None = None
+
+
+def _vrrp2(topology: Topology) -> bool:
+    """Whether a proxy speaks VRRPv2 (PASS authentication; VRRPv3 has none)."""
+    return any(h.settings.keepalived.vrrp_version == 2 for h in topology.with_role("keepalived"))
 
 
 SPECS = (
@@ -42,7 +52,7 @@ SPECS = (
     SecretSpec("keystone_db_password", "keystone", "database user keystone"),
     SecretSpec("keystone_admin_password", "keystone", "Keystone bootstrap user admin"),
     SecretSpec("haproxy_stats_password", "haproxy", "HAProxy HTTP stats listener user kgt"),
-    SecretSpec("keepalived_password", "keepalived", "VRRP authentication between proxies"),
+    SecretSpec("keepalived_password", "keepalived", "VRRPv2 PASS authentication between proxies", _vrrp2),
 )
 
 
@@ -53,7 +63,7 @@ SAFE_VALUE = re.compile(r"[A-Za-z0-9._~-]+")
 def required(topology: Topology) -> list[SecretSpec]:
     """The secrets `topology` needs, in a stable order."""
     roles = {role for host in topology.hosts for role in host.roles}
-    return [spec for spec in SPECS if spec.role in roles]
+    return [spec for spec in SPECS if spec.role in roles and (spec.only_if is None or spec.only_if(topology))]
 
 
 def _generate(name: str) -> str:

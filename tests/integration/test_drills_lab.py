@@ -195,7 +195,12 @@ def _poll_vip(host: str, vip: str, stop: threading.Event, seen: list[datetime]) 
         time.sleep(0.05)
 
 
-def test_proxy_loss_moves_the_vip_within_3s(lab: Lab, tmp_path: Path) -> None:
+VIP_MOVE = 1.5  # s: VRRPv3 with 0.3 s adverts (master-down interval ≈ 1.04 s) and the slack to see it
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_proxy_loss_moves_the_vip_within_1_5s(lab: Lab, tmp_path: Path, how: str) -> None:
+    """A graceful stop (keepalived says priority 0) or kill -9 (its adverts just stop): either way 1.5 s."""
     region = lab.topology.region("r2")
     vip = region.vips[0]
     other = next(h.name for h in region.with_role("keepalived") if h.name != vip.master)
@@ -203,7 +208,8 @@ def test_proxy_loss_moves_the_vip_within_3s(lab: Lab, tmp_path: Path) -> None:
     poller = threading.Thread(target=_poll_vip, args=(other, str(vip.address), stop, seen), daemon=True)
     poller.start()  # measured directly: `ip addr` on the other proxy
     try:
-        done, data = drill(lab, "proxy-loss", tmp_path, "--region", "r2", *SHORT)
+        kill = ["--kill"] if how == "kill" else []
+        done, data = drill(lab, "proxy-loss", tmp_path, "--region", "r2", *kill, *SHORT)
     finally:
         stop.set()
         poller.join(5)
@@ -214,12 +220,12 @@ def test_proxy_loss_moves_the_vip_within_3s(lab: Lab, tmp_path: Path) -> None:
     assert seen, f"{vip.address} never appeared on {other}"
     moved = max(0.0, (seen[0] - fault).total_seconds())
     sys.stderr.write(
-        f"proxy-loss r2: VIP on {other} {moved:.2f}s after the fault (drill: "
+        f"proxy-loss r2 ({how}): VIP on {other} {moved:.2f}s after the fault (drill: "
         f"{data['measurements']['vip_move']['seconds']:.2f}s)\n"
     )
-    assert moved <= 3.0
+    assert moved <= VIP_MOVE
     assert data["measurements"]["vip_move"]["to"] == other
-    assert data["measurements"]["vip_move"]["seconds"] <= 3.0
+    assert data["measurements"]["vip_move"]["seconds"] <= VIP_MOVE
     for v in lab.topology.vips:  # healed: every VIP back on its MASTER alone
         assert str(v.address) in services.held_vips(lab.host(v.master))
 

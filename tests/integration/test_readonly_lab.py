@@ -30,6 +30,7 @@ from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import Credentials, http_request, keystone_endpoints
 from toolkit.errors import Sent
 from toolkit.services import synced, wsrep_status
+from toolkit.topology.evs import evs_timeouts
 
 pytestmark = pytest.mark.integration
 
@@ -232,4 +233,9 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
         primary, "DELETE", f"/v3/users/{fresh_id}", None, {"X-Auth-Token": admin_token(primary, credentials)}, 5.0
     )
     assert status == 204, status
-    assert back - healed <= bound + 2 * SLACK  # the whole return, Galera's merge and IST included
+    # The whole return: Galera's merge is a view change like a detection (EVS suspect + install
+    # timeouts bound it), then HAProxy's part above.
+    evs = evs_timeouts(topology, node)
+    galera = evs["suspect_timeout"] + evs["install_timeout"]
+    assert synced_at - healed <= galera + SLACK
+    assert back - healed <= galera + bound + 2 * SLACK

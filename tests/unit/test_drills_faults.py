@@ -67,7 +67,9 @@ def test_bounds_are_derived_from_the_rendered_settings(example) -> None:  # type
     ks = derive_bounds(example, resolve(example, "keystone-loss", region="r1"))
     assert ks.haproxy_detection == 3.0  # inter 1s × fall 3
     assert ks.galera_detection == 12.5  # stock EVS: suspect 5s + install 7.5s
-    assert ks.vrrp_failover == pytest.approx(3.0 + 116 / 256, abs=1e-3)  # 3 × advert_int + skew of priority 140
+    assert ks.vrrp_failover == pytest.approx(
+        0.9 + 0.3 * 116 / 256, abs=1e-3
+    )  # 3 × advert_int 0.3 s (VRRPv3) + skew of priority 140
     assert ks.token_gap["r1"] == 4.0 and ks.write_gap["r1"] == 4.0
     proxy = derive_bounds(example, resolve(example, "proxy-loss", region="r2"))
     assert proxy.vip_move == pytest.approx(ks.vrrp_failover + 1, abs=1e-3)

@@ -23,7 +23,7 @@ KEEPALIVED = shutil.which("keepalived") or next(
 
 
 def edge_topology(directory: Path) -> Path:
-    """Shapes the shipped topologies lack: a lone proxy, a region without VIPs, a garbd."""
+    """Shapes the shipped topologies lack: a lone proxy, a region without VIPs, a garbd, VRRPv2."""
     data = topology_data(
         per_region=[
             ["galera+keystone+memcached", "haproxy+keepalived+dns"],  # one proxy, no unicast peers
@@ -31,7 +31,11 @@ def edge_topology(directory: Path) -> Path:
             ["garbd"],
         ],
         vips=3,
-        defaults={"haproxy": {"inter": "500ms", "timeout_connect": 1.5}, "keepalived": {"advert_int": "2s"}},
+        # VRRPv2 (PASS authentication, whole seconds) here; the example and Catalyst use VRRPv3.
+        defaults={
+            "haproxy": {"inter": "500ms", "timeout_connect": 1.5},
+            "keepalived": {"vrrp_version": 2, "advert_int": "2s"},
+        },
     )
     return write_topology(directory, data)
 

@@ -189,7 +189,7 @@ def test_manifest_lists_every_file_with_digest_and_reload(tmp_path: Path) -> Non
 
 
 def test_missing_secret_in_template_is_an_error(tmp_path: Path) -> None:
-    topology = make_topology(tmp_path)
+    topology = make_topology(tmp_path, defaults={"keepalived": {"vrrp_version": 2}})
     values = fake_secret_values()
     del values["keepalived_password"]
     from toolkit.errors import SecretsError
@@ -250,3 +250,16 @@ def test_zone_has_endpoints_hosts_and_a_content_serial(example: Topology, tmp_pa
     assert zone.build(example) == text
     other = make_topology(tmp_path)
     assert zone.build(other).split("SOA")[1] != text.split("SOA")[1]
+
+
+def test_vrrp3_by_default_and_vrrp2_with_pass_authentication_only_when_asked(tmp_path: Path) -> None:
+    """VRRPv3 has no authentication (RFC 5798) and sub-second adverts; VRRPv2 keeps PASS."""
+    v3 = {f.path: f.content for f in engine.render(make_topology(tmp_path / "v3"), fake_secrets())}
+    conf = v3["r1-proxy1/etc/keepalived/keepalived.conf"]
+    assert "vrrp_version 3" in conf and "advert_int 0.3\n" in conf
+    assert "authentication {" not in conf and "auth_pass" not in conf
+    v2_topology = make_topology(tmp_path / "v2", defaults={"keepalived": {"vrrp_version": 2}})
+    v2 = {f.path: f.content for f in engine.render(v2_topology, fake_secrets())}
+    conf = v2["r1-proxy1/etc/keepalived/keepalived.conf"]
+    assert "vrrp_version 2" in conf and "advert_int 1\n" in conf
+    assert "auth_type PASS" in conf and f"auth_pass {fake_secret_values()['keepalived_password']}" in conf

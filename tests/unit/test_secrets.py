@@ -20,7 +20,11 @@ def mode(path: Path) -> int:
 
 
 def test_required_follows_the_roles(example: Topology, tmp_path: Path) -> None:
-    assert [s.name for s in secretstore.required(example)] == [s.name for s in secretstore.SPECS]
+    # VRRPv3 (the default) has no authentication, so keepalived_password only for VRRPv2 proxies.
+    everything = [s.name for s in secretstore.SPECS]
+    assert [s.name for s in secretstore.required(example)] == [n for n in everything if n != "keepalived_password"]
+    vrrp2 = make_topology(tmp_path / "v2", defaults={"keepalived": {"vrrp_version": 2}})
+    assert [s.name for s in secretstore.required(vrrp2)] == everything
     galera_only = make_topology(tmp_path, per_region=1)
     assert [s.name for s in secretstore.required(galera_only)] == [
         "admin_password",
@@ -33,14 +37,17 @@ def test_required_follows_the_roles(example: Topology, tmp_path: Path) -> None:
 def test_init_creates_a_private_complete_file(example: Topology, tmp_path: Path) -> None:
     path = tmp_path / "s" / "secrets.yaml"
     added = secretstore.init(example, path)
-    assert added == [s.name for s in secretstore.SPECS]
+    assert added == [s.name for s in secretstore.required(example)]
     assert mode(path) == 0o600
     values = secretstore.read(path).values
     assert set(values) == set(added)
-    assert len(values["keepalived_password"]) == 8  # keepalived PASS uses 8 characters
-    assert all(len(v) >= 24 for k, v in values.items() if k != "keepalived_password")
+    assert all(len(v) >= 24 for v in values.values())
     assert len(set(values.values())) == len(values)
     assert [p.name for p in path.parent.iterdir()] == ["secrets.yaml"]  # no temporary left
+    # VRRPv2 proxies need the PASS secret too: keepalived uses its first 8 characters.
+    vrrp2 = make_topology(tmp_path / "v2", defaults={"keepalived": {"vrrp_version": 2}})
+    assert secretstore.init(vrrp2, path) == ["keepalived_password"]
+    assert len(secretstore.read(path).values["keepalived_password"]) == 8
 
 
 def test_init_keeps_existing_values_and_adds_missing(example: Topology, tmp_path: Path) -> None:

@@ -44,15 +44,15 @@ _DURATION_SCHEMA = {
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)]
 
 
-def _whole_seconds(value: float) -> float:
-    # keepalived speaks VRRPv2 here (PASS authentication does not exist in v3), whose
-    # advert interval is whole seconds; `keepalived -t` rejects anything else.
-    if value != int(value) or not 1 <= value <= 255:
-        raise ValueError("a VRRPv2 advert interval is a whole number of seconds from 1 to 255")
+def _centiseconds(value: float) -> float:
+    # keepalived counts VRRPv3 adverts in centiseconds (0.01-40.95 s) and VRRPv2 ones in whole
+    # seconds (1-255); which applies depends on vrrp_version, checked with the host's settings.
+    if round(value * 100) != round(value * 100, 6) or not 0.01 <= value <= 255:
+        raise ValueError("a VRRP advert interval is 0.01 s to 255 s, in steps of 10 ms")
     return value
 
 
-AdvertInterval = Annotated[Duration, AfterValidator(_whole_seconds)]
+AdvertInterval = Annotated[Duration, AfterValidator(_centiseconds)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 # A survivability promise: the grammar is checked by `validate` (toolkit.analysis.promises.parse).
@@ -117,6 +117,7 @@ class KeepalivedSettings(_Strict):
     """keepalived settings (`keepalived:`)."""
 
     interface: str | None = None
+    vrrp_version: Literal[2, 3] | None = None
     advert_int: AdvertInterval | None = None
     router_id_base: Annotated[int, Field(ge=1, le=255)] | None = None
     master_priority: Annotated[int, Field(ge=2, le=254)] | None = None

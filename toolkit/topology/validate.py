@@ -250,6 +250,29 @@ def keepalived_priorities(site: Site, ri: int) -> Found:
             return
 
 
+# The advert intervals keepalived accepts, per VRRP version (seconds, and what to say otherwise).
+VRRP_INTERVALS = {
+    2: (1.0, 255.0, "a VRRPv2 advert interval is a whole number of seconds from 1 to 255"),
+    3: (0.01, 40.95, "a VRRPv3 advert interval is 10 ms to 40.95 s"),
+}
+
+
+def vrrp_intervals(site: Site) -> Found:
+    """Each proxy's advert interval is one its VRRP version can send (v2: whole seconds); once per line."""
+    seen: set[Loc] = set()
+    for ri, region in enumerate(site.doc.regions):
+        for hi, doc_host in enumerate(region.hosts):
+            if "keepalived" not in doc_host.roles:
+                continue
+            ka = site.topology.host(doc_host.name).settings.keepalived
+            low, high, rule = VRRP_INTERVALS[ka.vrrp_version]
+            whole = ka.vrrp_version == 3 or ka.advert_int == int(ka.advert_int)
+            where = _origin(site.doc, ri, hi, "keepalived", "advert_int")
+            if not (whole and low <= ka.advert_int <= high) and where not in seen:
+                seen.add(where)
+                yield site.error(where, f"keepalived.advert_int {ka.advert_int:g}s: {rule}")
+
+
 RegionCheck = Callable[[Site, int], Found]
 REGION_CHECKS: tuple[RegionCheck, ...] = (subnet_overlaps, hosts, vips, roles_of_region, keepalived_priorities)
 
@@ -329,6 +352,7 @@ SITE_CHECKS: tuple[SiteCheck, ...] = (
     router_ids,
     wan_pairs,
     agreement,
+    vrrp_intervals,
     evs_timeouts,
 )
 
@@ -386,7 +410,8 @@ def _agreement_problems(doc: TopologyDoc, topology: Topology, lines: LineMap) ->
             continue
         first = proxies[0]
         for key, why in (
-            ("advert_int", "VRRPv2 drops adverts with another interval, so both proxies would hold the VIP"),
+            ("vrrp_version", "a VRRPv2 and a VRRPv3 router do not understand each other's adverts"),
+            ("advert_int", "VRRP drops adverts with another interval, so both proxies would hold the VIP"),
             ("master_priority", "the failover order of the region's VIPs is computed from one top priority"),
         ):
             want = getattr(first.settings.keepalived, key)
