@@ -211,16 +211,22 @@ def inspect(topology: Topology, host: Host, roots: list[x509.Certificate], at: d
         problems.append((crt, f"not signed by the site CA ({topology.tls.ca_file})"))
     expected, present = subject_alt_names(topology, host), cert_names(leaf)
     missing = expected.missing_from(present)
-    if missing:
-        problems.append((crt, f"SANs lack {', '.join(missing)} (has {present or 'none'})"))
     cn, want = subject_cn(leaf), common_name(topology, host)
-    if cn not in (want, host.name):
+    subject_ok = cn in (want, host.name)
+    if missing and not subject_ok:
+        problems.append(
+            (crt, f"certificate is for {cn or 'no name'!r}, not {host.name}: SANs lack {', '.join(missing)}")
+        )
+    elif missing:
+        fix = f"`kgt pki rotate {topology.source} --host {host.name}` if the topology changed"
+        problems.append((crt, f"SANs lack {', '.join(missing)} ({fix})"))
+    elif not subject_ok:
         problems.append((crt, f"subject CN is {cn or 'empty'!r}, not {want!r}"))
     wrong = validity(leaf, at)
     if wrong:
         problems.append((crt, wrong))
     problems += _key_problems(key, leaf)
-    return Report(host.name, crt, cn, leaf.not_valid_after_utc, not missing, cn in (want, host.name), tuple(problems))
+    return Report(host.name, crt, cn, leaf.not_valid_after_utc, not missing, subject_ok, tuple(problems))
 
 
 def _key_problems(path: Path, cert: x509.Certificate) -> list[tuple[Path, str]]:
