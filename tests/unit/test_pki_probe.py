@@ -93,11 +93,17 @@ def certs_of(topology: Path) -> Path:
     return topology.parent / "example.pki" / "certs"
 
 
-def test_the_right_certificate_is_ok_with_days_left(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path)
-    server = Server(certs_of(topology), "r1-proxy1")
+def serving(tmp_path: Path, serve: list[Server], host: str, tls: str = "tls: {}", **kw: bool | int) -> tuple[Path, str]:
+    """A test PKI in tmp_path and a server presenting `host`'s certificate; (topology, its port)."""
+    topology = make_site(tmp_path, tls)
+    server = Server(certs_of(topology), host, **kw)  # type: ignore[arg-type]
     serve.append(server)
-    out = run("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", str(server.port))
+    return topology, str(server.port)
+
+
+def test_the_right_certificate_is_ok_with_days_left(tmp_path: Path, serve: list[Server]) -> None:
+    topology, port = serving(tmp_path, serve, "r1-proxy1")
+    out = run("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", port)
     assert out.state == "OK", out.stdout
     assert "r1-proxy1 (127.0.0.1:" in out.text and "presents a certificate of the site CA" in out.text
     assert out.perf["days_left"]["uom"] == ""
@@ -106,21 +112,17 @@ def test_the_right_certificate_is_ok_with_days_left(tmp_path: Path, serve: list[
 
 
 def test_a_vip_is_checked_for_its_keystone_name(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path)
-    server = Server(certs_of(topology), "r2-proxy2")
-    serve.append(server)
-    out = run("cert", str(topology), "--vip", "r2-vip1", "-H", "127.0.0.1", "-P", str(server.port))
+    topology, port = serving(tmp_path, serve, "r2-proxy2")
+    out = run("cert", str(topology), "--vip", "r2-vip1", "-H", "127.0.0.1", "-P", port)
     assert out.state == "OK", out.stdout
-    wrong = run("cert", str(topology), "--vip", "r1-vip1", "-H", "127.0.0.1", "-P", str(server.port))
+    wrong = run("cert", str(topology), "--vip", "r1-vip1", "-H", "127.0.0.1", "-P", port)
     assert wrong.state == "CRITICAL"
     assert wrong.text.startswith("certificate lacks keystone.r1.kgt.example, 10.213.1.100"), wrong.text
 
 
 def test_another_hosts_certificate_is_critical(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path)
-    server = Server(certs_of(topology), "r2-db1")
-    serve.append(server)
-    out = run("cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", str(server.port), "--protocol", "tls")
+    topology, port = serving(tmp_path, serve, "r2-db1")
+    out = run("cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", port, "--protocol", "tls")
     assert out.state == "CRITICAL", out.stdout
     assert out.text.startswith("certificate lacks r1-db1, r1-db1.kgt.example, 10.213.1.11 (has r2-db1"), out.text
 
@@ -130,16 +132,15 @@ def test_a_certificate_of_another_ca_is_critical(tmp_path: Path, serve: list[Ser
     other = make_site(tmp_path / "other")
     server = Server(certs_of(other), "r1-proxy1")
     serve.append(server)
-    out = run("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", str(server.port))
+    port = str(server.port)
+    out = run("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", port)
     assert out.state == "CRITICAL", out.stdout
     assert "not signed by the CA in" in out.text and "unable to get local issuer certificate" in out.text
 
 
 def test_days_left_within_warning_and_critical(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path, "tls: {days: 20}")
-    server = Server(certs_of(topology), "r1-proxy1")
-    serve.append(server)
-    args = ("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", str(server.port))
+    topology, port = serving(tmp_path, serve, "r1-proxy1", "tls: {days: 20}")
+    args = ("cert", str(topology), "--node", "r1-proxy1", "-H", "127.0.0.1", "-P", port)
     warn = run(*args)
     assert warn.state == "WARNING", warn.stdout
     assert re.fullmatch(r"days left (19\.\d|20) outside 30:", warn.text), warn.text
@@ -149,27 +150,19 @@ def test_days_left_within_warning_and_critical(tmp_path: Path, serve: list[Serve
 
 
 def test_mysql_ssl_request_then_tls(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path)
-    server = Server(certs_of(topology), "r1-db1", mysql=True)
-    serve.append(server)
-    out = run(
-        "cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", str(server.port), "--protocol", "mysql"
-    )
+    topology, port = serving(tmp_path, serve, "r1-db1", mysql=True)
+    out = run("cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", port, "--protocol", "mysql")
     assert out.state == "OK", out.stdout
-    request = server.ssl_requests[0]
+    request = serve[0].ssl_requests[0]
     assert request[:4] == b"\x20\x00\x00\x01"  # 32 bytes, sequence 1
     assert struct.unpack("<I", request[4:8])[0] & 0x0800  # CLIENT_SSL
 
 
 def test_a_mysql_server_without_tls_is_critical(tmp_path: Path, serve: list[Server]) -> None:
-    topology = make_site(tmp_path)
-    server = Server(certs_of(topology), "r1-db1", mysql=True, caps=0x0200 | 0x8000)
-    serve.append(server)
-    out = run(
-        "cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", str(server.port), "--protocol", "mysql"
-    )
+    topology, port = serving(tmp_path, serve, "r1-db1", mysql=True, caps=0x0200 | 0x8000)
+    out = run("cert", str(topology), "--node", "r1-db1", "-H", "127.0.0.1", "-P", port, "--protocol", "mysql")
     assert out.state == "CRITICAL"
-    assert out.text == f"127.0.0.1:{server.port} offers no TLS (the MySQL greeting lacks CLIENT_SSL)"
+    assert out.text == f"127.0.0.1:{port} offers no TLS (the MySQL greeting lacks CLIENT_SSL)"
 
 
 def test_plain_tcp_and_closed_ports_are_critical(tmp_path: Path) -> None:

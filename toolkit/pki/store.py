@@ -45,6 +45,9 @@ class Site:
 
     topology: Topology
     tls: Tls
+    dir: Path  # the CA folder
+    ca_cert: Path  # the signing CA's certificate
+    ca_key: Path  # and its key
 
     @classmethod
     def of(cls, topology: Topology) -> Site:
@@ -57,23 +60,7 @@ class Site:
                 f"{topology.source}: tls.ca names your own CA ({tls.ca_file}): kgt issues no certificate for it; "
                 "`kgt pki status` checks yours"
             )
-        return cls(topology, tls)
-
-    @property
-    def dir(self) -> Path:
-        """The CA folder."""
-        assert self.tls.dir is not None
-        return self.tls.dir
-
-    @property
-    def ca_cert(self) -> Path:
-        """The signing CA's certificate."""
-        return self.dir / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        """The signing CA's key."""
-        return self.dir / "ca.key"
+        return cls(topology, tls, tls.dir, tls.dir / "ca.crt", tls.dir / "ca.key")
 
     def ca(self) -> authority.Issued | None:
         """The signing CA, None when there is none yet; PkiError when half of it is missing or wrong."""

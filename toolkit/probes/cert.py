@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
 
@@ -205,19 +205,23 @@ class Target:
     names: tuple[str, ...]
 
 
-def target(
-    topology: Topology | None,
-    *,
-    host: str | None,
-    port: int | None,
-    node: str | None,
-    vip: str | None,
-    names: tuple[str, ...],
-    ca: Path | None,
-    protocol: str | None,
-) -> Target:
+@dataclass(frozen=True)
+class Wanted:
+    """What the command line asks for (`kgt probe cert`'s own options)."""
+
+    host: str | None
+    port: int | None
+    node: str | None
+    vip: str | None
+    names: tuple[str, ...]
+    ca: Path | None
+    protocol: str | None
+
+
+def target(topology: Topology | None, wanted: Wanted) -> Target:
     """The target from plain arguments and, when given, the topology (see the module docstring)."""
-    label, address, expected = host or "", host, list(names)
+    host, port, node, vip, protocol = wanted.host, wanted.port, wanted.node, wanted.vip, wanted.protocol
+    label, address, expected = host or "", host, list(wanted.names)
     if (node or vip) and topology is None:
         raise ProbeUnknown("--node and --vip need a topology (the first argument)")
     if node and vip:
@@ -233,9 +237,9 @@ def target(
         raise ProbeUnknown("give -H HOST -P PORT, or TOPOLOGY --node NAME / --vip NAME")
     if port is None:
         raise ProbeUnknown("give -P PORT")
-    if ca is None and topology is None:
+    if wanted.ca is None and topology is None:
         raise ProbeUnknown("give --ca FILE, or a topology (its tls: CA bundle)")
-    ca_file = ca or _ca_of(topology)
+    ca_file = wanted.ca or _ca_of(topology)
     return Target(
         label or address, address, port, proto or ("mysql" if port == 3306 else "tls"), ca_file, tuple(expected)
     )
@@ -275,21 +279,11 @@ def _vip(topology: Topology, name: str, protocol: str) -> tuple[str, str, int | 
     return str(found.address), found.name, port, [zone.fqdn(topology, relative), str(IPv4Address(found.address))]
 
 
-def main(
-    args: ProbeArgs,
-    *,
-    host: str | None,
-    port: int | None,
-    node: str | None,
-    vip: str | None,
-    names: tuple[str, ...],
-    ca: Path | None,
-    protocol: str | None,
-) -> int:
+def main(args: ProbeArgs, **options: Any) -> int:
     """Run the probe; return the exit code."""
 
     def make(deadline: Deadline) -> nagiosplugin.Check:
-        found = target(args.model(), host=host, port=port, node=node, vip=vip, names=names, ca=ca, protocol=protocol)
+        found = target(args.model(), Wanted(**options))
 
         def ok_text(results: nagiosplugin.Results) -> str:
             days = results["days_left"].metric.value
