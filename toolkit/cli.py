@@ -20,7 +20,7 @@ from toolkit import __version__
 from toolkit.cli_options import FamilyGroup, output_format
 from toolkit.cli_options import secrets as secrets_option
 from toolkit.cli_options import topology as topology_argument
-from toolkit.errors import KgtError, SecretsError, TopologyError
+from toolkit.errors import KgtError, PkiError, SecretsError, TopologyError
 
 if TYPE_CHECKING:
     from toolkit.topology.model import Topology
@@ -31,6 +31,7 @@ LAZY = {
     "check": "toolkit.check.commands:check",
     "probe": "toolkit.probes.commands:probe",
     "drill": "toolkit.drills.commands:drill",
+    "pki": "toolkit.pki.commands:pki",
 }
 
 
@@ -131,6 +132,10 @@ def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) ->
     from toolkit.render import engine, output
 
     model = _load(topology)
+    if model.tls is not None and model.tls.enabled:
+        from toolkit.pki.verify import check_certificates
+
+        check_certificates(model)  # before anything is rendered or written
     files = engine.render(model, secretstore.for_topology(model, secrets_path))
     output.write(model, files, out, force=force)
     hosts = len({f.host for f in files if f.host})
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("kgt: interrupted", err=True)
         return 130
-    except TopologyError as exc:
+    except (TopologyError, PkiError) as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         return exc.exit_code

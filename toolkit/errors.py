@@ -47,6 +47,17 @@ class TopologyError(KgtError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class PkiError(KgtError):
+    """A certificate, key or CA of the site PKI is missing, invalid or does not match its host.
+
+    Carries one Problem per finding (`FILE: host H: what is wrong`), all of them at once.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
 class SecretsError(KgtError):
     """A secrets file is missing, unreadable, or lacks a secret the topology needs."""
 

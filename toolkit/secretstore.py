@@ -7,10 +7,8 @@ them wherever rendered text is shown.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets as random_source
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from toolkit.errors import SecretsError, TopologyError
+from toolkit.files import write_atomic
 from toolkit.topology.loader import read_yaml
 from toolkit.topology.model import Topology
 
@@ -143,20 +142,9 @@ def for_topology(topology: Topology, path: Path | None = None) -> Secrets:
 
 def write(path: Path, values: dict[str, str]) -> None:
     """Write `values` atomically to a 0600 file (never a partial or world-readable file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "# kgt secrets: keep this file private (mode 0600); never commit it.\n"
     text += yaml.safe_dump(dict(sorted(values.items())), default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 def init(topology: Topology, path: Path) -> list[str]:

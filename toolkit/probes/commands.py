@@ -22,7 +22,7 @@ from toolkit.cli_options import topology as topology_argument
 F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-PROBES = ("galera", "cluster", "haproxy", "vip", "keystone", "dns", "nagios-config")
+PROBES = ("galera", "cluster", "haproxy", "vip", "keystone", "dns", "cert", "nagios-config")
 
 
 def _usage_error(exc: click.UsageError, ctx: click.Context) -> None:
@@ -227,6 +227,29 @@ dns = _command(
     click.option("--server", help="DNS server address [default: the system resolver]"),
     click.option("-p", "--port", type=click.IntRange(1, 65535), default=53, show_default=True),
     thresholds("the slowest resolve time in seconds"),
+)
+
+
+cert = _command(
+    "cert",
+    "The certificate a service presents: signed by the site CA, the expected names, days left.",
+    topology_argument(required=False),
+    click.option("-H", "--host", help="address to connect to (default: the topology's, with --node/--vip)"),
+    click.option("-P", "--port", type=click.IntRange(1, 65535), help="port (default with --node/--vip: the service's)"),
+    click.option("--node", help="a host of the topology: its address and every name its certificate must carry"),
+    click.option("--vip", help="a VIP of the topology: its address, its region's Keystone (or db) name"),
+    click.option(
+        "--name", "names", multiple=True, help="a name the certificate must carry (repeatable; replaces the topology's)"
+    ),
+    click.option(
+        "--ca", type=click.Path(dir_okay=False, path_type=Path), help="CA bundle [default: the topology's tls: bundle]"
+    ),
+    click.option(
+        "--protocol",
+        type=click.Choice(["tls", "mysql"]),
+        help="tls: TLS at once; mysql: MySQL SSLRequest first [default: mysql on port 3306 and for Galera nodes]",
+    ),
+    thresholds("days left (e.g. 30: = WARNING under 30 days)", warning="30:", critical="7:"),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from toolkit import haproxy_names
+from toolkit.render import zone
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Region, Topology, Vip
 
@@ -180,4 +181,4 @@ def db_address(region: Region) -> str:
 def keystone_url(topology: Topology, region: Region) -> str:
     """The public Keystone endpoint of a region, as published in the catalog."""
     port = region.hosts[0].settings.haproxy.keystone_port
-    return f"http://keystone.{region.name}.{topology.domain}:{port}/v3"
+    return f"http://{zone.fqdn(topology, zone.keystone_name(region))}:{port}/v3"

@@ -17,7 +17,25 @@ import dns.rdtypes.ANY.SOA
 import dns.rdtypes.IN.A
 import dns.zone
 
-from toolkit.topology.model import Topology
+from toolkit.topology.model import Region, Topology
+
+# The site-wide Keystone name: every VIP of every region.
+KEYSTONE = "keystone"
+
+
+def keystone_name(region: Region) -> str:
+    """Relative name of a region's Keystone endpoint (its catalog URL's host)."""
+    return f"{KEYSTONE}.{region.name}"
+
+
+def database_name(region: Region) -> str:
+    """Relative name of a region's database endpoint (its proxies' Galera listeners)."""
+    return f"db.{region.name}"
+
+
+def fqdn(topology: Topology, relative: str) -> str:
+    """A relative name of the zone in the topology's domain: `db.r1` → `db.r1.kgt.example`."""
+    return f"{relative}.{topology.domain}"
 
 
 def endpoint_names(topology: Topology) -> dict[str, list[str]]:
@@ -26,11 +44,11 @@ def endpoint_names(topology: Topology) -> dict[str, list[str]]:
     for region in topology.regions:
         vips = [str(v.address) for v in region.vips]
         if vips:
-            for name in (region.name, f"keystone.{region.name}", f"db.{region.name}"):
+            for name in (region.name, keystone_name(region), database_name(region)):
                 names[name] = vips
     every = [str(v.address) for v in topology.vips]
     if every:
-        names["keystone"] = every
+        names[KEYSTONE] = every
     return names
 
 

@@ -211,6 +211,25 @@ class SecretsDoc(_Strict):
     )
 
 
+class TlsDoc(_Strict):
+    """The site PKI (`tls:`): kgt's own CA in `dir`, or the operator's `ca` and `certs`."""
+
+    enabled: bool = Field(
+        default=True,
+        description="check every host's certificate before rendering (a written `tls:` section asks for TLS)",
+    )
+    dir: str | None = Field(
+        None,
+        description="where kgt keeps its CA and host certificates, relative to the topology file "
+        "(default: <topology name>.pki beside it); not with ca/certs",
+    )
+    ca: str | None = Field(None, description="your own CA certificate (or bundle) file; kgt issues nothing")
+    certs: str | None = Field(None, description="with ca: the directory holding HOST.crt and HOST.key per host")
+    days: Annotated[int, Field(ge=1, le=825)] = Field(
+        default=365, description="validity of the host certificates kgt issues, in days"
+    )
+
+
 class TopologyDoc(_Strict):
     """The whole topology file."""
 
@@ -219,6 +238,7 @@ class TopologyDoc(_Strict):
     defaults: Settings | None = None
     wan: WanDoc = Field(default_factory=lambda: WanDoc())
     secrets: SecretsDoc = Field(default_factory=lambda: SecretsDoc())
+    tls: TlsDoc | None = Field(None, description="the site PKI; absent: no TLS (today's configs)")
     regions: list[RegionDoc] = Field(min_length=1)
     survive: list[Promise] = Field(
         default_factory=list,

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit.topology.document import TopologyDoc
+from toolkit.topology.document import TlsDoc, TopologyDoc
 from toolkit.topology.settings import HostSettings, resolve
 
 
@@ -89,6 +89,35 @@ class HostGroup:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """Where the site's certificates live (`tls:`); `dir` is set when kgt runs the CA itself.
+
+    `ca_file` is what clients trust (kgt's: the bundle of the current and previous CAs),
+    `certs_dir` holds `HOST.crt` and `HOST.key` for every host.
+    """
+
+    enabled: bool
+    dir: Path | None  # kgt's own CA; None: the operator's files
+    ca_file: Path
+    certs_dir: Path
+    days: int
+
+    @property
+    def managed(self) -> bool:
+        """Whether kgt issues the certificates (`kgt pki init`/`rotate`)."""
+        return self.dir is not None
+
+    @classmethod
+    def from_document(cls, doc: TlsDoc, source: Path) -> Tls:
+        """Paths resolved against the topology file's folder; default dir `<stem>.pki` beside it."""
+        base = source.parent
+        if doc.ca is not None or doc.certs is not None:
+            return cls(doc.enabled, None, base / (doc.ca or ""), base / (doc.certs or ""), doc.days)
+        directory = base / (doc.dir or f"{source.stem}.pki")
+        return cls(doc.enabled, directory, directory / "ca-bundle.crt", directory / "certs", doc.days)
+
+
+@dataclass(frozen=True)
 class Region(HostGroup):
     """A region: one gmcast.segment with its hosts and VIPs."""
 
@@ -122,6 +151,7 @@ class Topology(HostGroup):
     secrets_create: bool
     source: Path
     survive: tuple[str, ...] = ()  # survivability promises (`toolkit.analysis.promises`)
+    tls: Tls | None = None  # the site PKI; None: no `tls:` section, no TLS
 
     @classmethod
     def from_document(cls, doc: TopologyDoc, source: Path) -> Topology:
@@ -166,6 +196,7 @@ class Topology(HostGroup):
             secrets_create=doc.secrets.create,
             source=source,
             survive=tuple(doc.survive),
+            tls=Tls.from_document(doc.tls, source) if doc.tls is not None else None,
         )
 
     @cached_property

@@ -343,6 +343,18 @@ def evs_timeouts(site: Site) -> Found:
     yield from _evs_problems(site.doc, site.topology, site.lines)
 
 
+def tls_files(site: Site) -> Found:
+    """`tls:` names either kgt's own directory or the operator's CA and certificates, whole."""
+    tls = site.doc.tls
+    if tls is None:
+        return
+    if tls.dir is not None and (tls.ca is not None or tls.certs is not None):
+        yield site.error(("tls", "dir"), "give either dir (kgt runs the CA) or ca and certs (your own CA), not both")
+    for key, other in (("ca", "certs"), ("certs", "ca")):
+        if getattr(tls, key) is not None and getattr(tls, other) is None:
+            yield site.error(("tls", key), f"tls.{key} needs tls.{other} too (your CA and the folder of HOST.crt/.key)")
+
+
 SiteCheck = Callable[[Site], Found]
 # In the order the problems are reported.
 SITE_CHECKS: tuple[SiteCheck, ...] = (
@@ -351,6 +363,7 @@ SITE_CHECKS: tuple[SiteCheck, ...] = (
     port_clashes,
     router_ids,
     wan_pairs,
+    tls_files,
     agreement,
     vrrp_intervals,
     evs_timeouts,
