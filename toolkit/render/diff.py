@@ -16,6 +16,8 @@ from toolkit.topology.model import Topology
 
 # Order in which services are reloaded after their files change.
 _RELOAD_ORDER = (
+    # The firewall first: a new peer's or port's flow must be open before the service that uses it.
+    "nftables",
     "mariadb",
     "kgt-health",
     "garbd",
@@ -139,7 +141,7 @@ def changes(files: list[RenderedFile], out: Path, secrets: Secrets) -> list[Chan
 
 
 def reload_plan(topology: Topology, changed: list[Change]) -> list[str]:
-    """Ordered steps: Galera nodes one at a time region by region, then the other services."""
+    """Ordered steps: firewalls first, then Galera nodes one at a time region by region, then the other services."""
     # Every distinct reload of a service on a host: files of one service can need different
     # ones (a changed zone needs `rndc reload`, a changed named.conf `rndc reconfig`).
     by_host: dict[str | None, dict[str, list[str]]] = {}

@@ -14,12 +14,12 @@ from typing import Any
 import jinja2
 
 from toolkit.render import context as ctx
-from toolkit.render import zone
+from toolkit.render import firewall, zone
 from toolkit.secretstore import Secrets
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Topology
 
-COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns")
+COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns", "nftables")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def environment() -> jinja2.Environment:
 
 @dataclass(frozen=True)
 class _Spec:
-    role: str
+    role: str | None  # None: every host
     template: str
     target: str
     service: str
@@ -67,6 +67,13 @@ class _Spec:
     mode: int = 0o644
     owner: str = "root"
     extra: Callable[[Topology, Host], dict[str, Any]] | None = None
+    when: Callable[[Topology], bool] | None = None  # rendered only where the topology asks
+
+    def applies(self, topology: Topology, host: Host) -> bool:
+        """Whether `host` gets this file."""
+        if self.role is not None and not host.has(self.role):
+            return False
+        return self.when is None or self.when(topology)
 
 
 def _galera(topology: Topology, host: Host) -> dict[str, Any]:
@@ -121,6 +128,14 @@ def _keystone(topology: Topology, host: Host) -> dict[str, Any]:
 def _memcached(topology: Topology, host: Host) -> dict[str, Any]:
     m = host.settings.memcached
     return {"m": m, "threads": m.threads or host.settings.cores}
+
+
+def _nftables(topology: Topology, host: Host) -> dict[str, Any]:
+    return {
+        "icmp": firewall.nft_set(firewall.ICMP_TYPES),
+        "icmpv6": firewall.nft_set(firewall.ICMPV6_TYPES),
+        "rules": [firewall.rule(f) for f in firewall.inbound_flows(topology, host)],
+    }
 
 
 SPECS = (
@@ -222,6 +237,24 @@ SPECS = (
         "named",
         "rndc reconfig",
     ),
+    _Spec(
+        None,
+        "nftables/kgt.nft.j2",
+        "etc/nftables.d/kgt.nft",
+        "nftables",
+        "nft -f /etc/nftables.d/kgt.nft (replaces table inet kgt in one transaction)",
+        extra=_nftables,
+        when=lambda t: t.firewall.enabled,
+    ),
+    _Spec(
+        None,
+        "nftables/nftables.conf.j2",
+        "etc/nftables.conf",
+        "nftables",
+        "nft -f /etc/nftables.conf (flushes the whole ruleset first)",
+        0o755,
+        when=lambda t: t.firewall.enabled and t.firewall.mode == "complete",
+    ),
 )
 
 
@@ -234,7 +267,7 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
     for host in topology.hosts:
         base = {**common, "host": host, "region": topology.region(host.region)}
         for spec in SPECS:
-            if not host.has(spec.role):
+            if not spec.applies(topology, host):
                 continue
             values = {**base, **(spec.extra(topology, host) if spec.extra else {})}
             content = env.get_template(spec.template).render(values)

@@ -230,6 +230,31 @@ class TlsDoc(_Strict):
     )
 
 
+class FirewallDoc(_Strict):
+    """The per-host nftables ruleset (`firewall:`): what each host accepts beyond its peers' flows."""
+
+    enabled: bool = Field(default=False, description="render etc/nftables.d/kgt.nft on every host")
+    mode: Literal["include", "complete"] = Field(
+        default="include",
+        description="include: only the kgt table, to load beside an existing ruleset; complete: also an "
+        "etc/nftables.conf that flushes the whole ruleset and includes it",
+    )
+    client_networks: list[IPv4Network] | None = Field(
+        default=None,
+        description="who may reach the VIPs (Keystone, Galera listeners) and DNS; default: every region subnet",
+    )
+    admin_networks: list[IPv4Network] | None = Field(
+        default=None, description="who may reach SSH and HAProxy stats; default: anywhere"
+    )
+    monitoring: list[IPv4Network] = Field(
+        default_factory=list,
+        description="addresses or networks where kgt check, probe and drill run (health endpoints, MariaDB, "
+        "HAProxy stats, the VIPs, DNS); default: none",
+    )
+    ssh: bool = Field(default=True, description="accept SSH; false closes it (only when written explicitly)")
+    ssh_port: Port = 22
+
+
 class TopologyDoc(_Strict):
     """The whole topology file."""
 
@@ -247,3 +272,4 @@ class TopologyDoc(_Strict):
         "the other, each after the cluster re-formed), e.g. region-loss, region-loss+node-loss, "
         "region-loss>node-loss>node-loss, maintenance+region-loss",
     )
+    firewall: FirewallDoc = Field(default_factory=lambda: FirewallDoc())

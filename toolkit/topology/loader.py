@@ -7,6 +7,7 @@ collected before `TopologyError` is raised, so one run shows everything to fix.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import types
 import typing
 from pathlib import Path
@@ -194,6 +195,15 @@ def _fields_at(loc: Loc) -> list[str]:
     return list(model.model_fields)
 
 
+def _network_message(value: object) -> str:
+    """Why `value` is not an IPv4 network; names the network when only host bits are set."""
+    try:
+        network = ipaddress.IPv4Network(str(value), strict=False)
+    except ValueError:
+        return f"{value!r} is not a valid IPv4 network (write it as 10.0.1.0/24, or an address)"
+    return f"{value!r} is not a valid IPv4 network: it has host bits set (the network is {network})"
+
+
 def _message(error: Any) -> str:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
@@ -209,6 +219,8 @@ def _message(error: Any) -> str:
         return f"unknown role '{value}'{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "ip_v4_network":
+        return _network_message(error.get("input"))
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit.topology.document import TlsDoc, TopologyDoc
+from toolkit.topology.document import FirewallDoc, TlsDoc, TopologyDoc
 from toolkit.topology.settings import HostSettings, resolve
 
 
@@ -139,6 +139,26 @@ class Region(HostGroup):
 
 
 @dataclass(frozen=True)
+class Firewall:
+    """The site's `firewall:` with its defaults resolved (what `toolkit.render.firewall` reads)."""
+
+    enabled: bool = False
+    mode: str = "include"  # include | complete (also renders etc/nftables.conf)
+    client_networks: tuple[IPv4Network, ...] = ()  # resolved: every region subnet when the file gives none
+    admin_networks: tuple[IPv4Network, ...] | None = None  # None: anywhere
+    monitoring: tuple[IPv4Network, ...] = ()
+    ssh: bool = True
+    ssh_port: int = 22
+
+    @classmethod
+    def from_document(cls, doc: FirewallDoc, subnets: tuple[IPv4Network, ...]) -> Firewall:
+        """Resolve the defaults: client networks default to `subnets` (every region's)."""
+        clients = subnets if doc.client_networks is None else tuple(doc.client_networks)
+        admins = None if doc.admin_networks is None else tuple(doc.admin_networks)
+        return cls(doc.enabled, doc.mode, clients, admins, tuple(doc.monitoring), doc.ssh, doc.ssh_port)
+
+
+@dataclass(frozen=True)
 class Topology(HostGroup):
     """The whole site: regions, hosts, VIPs, WAN hints and where its secrets live."""
 
@@ -152,6 +172,7 @@ class Topology(HostGroup):
     source: Path
     survive: tuple[str, ...] = ()  # survivability promises (`toolkit.analysis.promises`)
     tls: Tls | None = None  # the site PKI; None: no `tls:` section, no TLS
+    firewall: Firewall = Firewall()
 
     @classmethod
     def from_document(cls, doc: TopologyDoc, source: Path) -> Topology:
@@ -197,6 +218,7 @@ class Topology(HostGroup):
             source=source,
             survive=tuple(doc.survive),
             tls=Tls.from_document(doc.tls, source) if doc.tls is not None else None,
+            firewall=Firewall.from_document(doc.firewall, tuple(r.subnet for r in regions)),
         )
 
     @cached_property

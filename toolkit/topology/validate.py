@@ -1,4 +1,4 @@
-"""Semantic checks of a type-correct topology: uniqueness, subnets, roles, ports, quorum shape.
+"""Semantic checks of a type-correct topology: uniqueness, subnets, roles, ports, firewall, quorum shape.
 
 Errors make the topology unusable; warnings name a failure the topology will not survive.
 Every finding is located by path and line in the file.
@@ -355,6 +355,36 @@ def tls_files(site: Site) -> Found:
             yield site.error(("tls", key), f"tls.{key} needs tls.{other} too (your CA and the folder of HOST.crt/.key)")
 
 
+def firewall(site: Site) -> Found:
+    """The `firewall:` section can lock nobody out by accident and opens no service by its SSH rule."""
+    fw = site.doc.firewall
+    if not fw.enabled:
+        unused = sorted(fw.model_fields_set - {"enabled"})
+        if unused:
+            yield site.warning(("firewall",), f"firewall settings {', '.join(unused)} are ignored: enabled is false")
+        return
+    if fw.client_networks == []:
+        yield site.error(
+            ("firewall", "client_networks"),
+            "an empty list lets no client reach the VIPs or DNS; leave it out for every region subnet",
+        )
+    if fw.ssh and fw.admin_networks == []:
+        yield site.error(
+            ("firewall", "admin_networks"),
+            "an empty list shuts SSH out from everywhere; leave it out for anywhere, or write ssh: false to close SSH",
+        )
+    if fw.ssh:
+        for host in site.topology.hosts:
+            clash = next((what for _, port, what in bindings(site.topology, host) if port == fw.ssh_port), None)
+            if clash:
+                yield site.error(
+                    ("firewall", "ssh_port"),
+                    f"ssh_port {fw.ssh_port} is also the {clash} port on {host.name}: the SSH rule would open it "
+                    "to the admin networks",
+                )
+                return
+
+
 SiteCheck = Callable[[Site], Found]
 # In the order the problems are reported.
 SITE_CHECKS: tuple[SiteCheck, ...] = (
@@ -367,6 +397,7 @@ SITE_CHECKS: tuple[SiteCheck, ...] = (
     agreement,
     vrrp_intervals,
     evs_timeouts,
+    firewall,
 )
 
 
