@@ -23,7 +23,7 @@ from toolkit.render import engine
 from toolkit.topology import load
 
 NFT = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if Path(p).exists()), None)
-SHIPPED = sorted((ROOT / "topology").glob("*.yaml"))
+SHIPPED = sorted(p for p in (ROOT / "topology").glob("*.yaml") if not p.name.endswith(".secrets.yaml"))
 FORCED = {
     "include": {"enabled": True},
     "complete": {
