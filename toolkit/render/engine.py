@@ -240,9 +240,9 @@ SPECS = (
     _Spec(
         None,
         "nftables/kgt.nft.j2",
-        "etc/nftables.d/kgt.nft",
+        firewall.RULESET,
         "nftables",
-        "nft -f /etc/nftables.d/kgt.nft (replaces table inet kgt in one transaction)",
+        f"nft -f /{firewall.RULESET} (replaces table inet kgt in one transaction)",
         extra=_nftables,
         when=lambda t: t.firewall.enabled,
     ),

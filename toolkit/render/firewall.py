@@ -20,6 +20,7 @@ from toolkit.topology.model import Host, Topology
 # (fragmentation-needed is a destination-unreachable; packet-too-big in IPv6), traceroute
 # and broken connections need; in IPv6 also neighbour discovery, without which the host
 # cannot resolve its neighbours' link-layer addresses at all.
+RULESET = "etc/nftables.d/kgt.nft"  # where each host's ruleset is rendered (and loaded from, as /RULESET)
 ICMP_TYPES = ("echo-request", "destination-unreachable", "time-exceeded", "parameter-problem")
 ICMPV6_TYPES = (
     "echo-request",
@@ -175,8 +176,11 @@ def _keepalived(topology: Topology, host: Host) -> list[Flow]:
 
 
 def _keystone(topology: Topology, host: Host) -> list[Flow]:
-    servers = proxies_of(topology, host, "keystone")
-    return _flow("tcp", (host.settings.keystone.port,), servers, "haproxy keystone-api servers")
+    port, servers = host.settings.keystone.port, proxies_of(topology, host, "keystone")
+    return [
+        *_flow("tcp", (port,), servers, "haproxy keystone-api servers"),
+        *_flow("tcp", (port,), _networks(topology.firewall.monitoring), "monitoring: kgt probe keystone --node"),
+    ]
 
 
 def memcache_clients(topology: Topology, host: Host) -> tuple[IPv4Network, ...]:
