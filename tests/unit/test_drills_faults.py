@@ -73,10 +73,10 @@ def test_bounds_are_derived_from_the_rendered_settings(example) -> None:  # type
     assert ks.token_gap["r1"] == 4.0 and ks.write_gap["r1"] == 4.0
     proxy = derive_bounds(example, resolve(example, "proxy-loss", region="r2"))
     assert proxy.vip_move == pytest.approx(ks.vrrp_failover + 1, abs=1e-3)
-    # The region stalls until the VIP moved, never less than a quiet region (a request in flight
-    # on the lost proxy waits out the client's timeout): HAProxy's 3 s + slack with VRRPv3.
-    assert proxy.token_gap["r2"] == pytest.approx(max(4.0, ks.vrrp_failover + 1), abs=1e-3)
-    assert proxy.token_gap["r2"] == proxy.token_gap["r1"] == 4.0
+    # The faulted region: a request the moved VIP left behind waits out the client's 2 s timeout
+    # (longer than VRRPv3's failover), the reconnect one SYN retransmission (1 s), two slacks.
+    assert proxy.token_gap["r2"] == proxy.write_gap["r2"] == pytest.approx(2.0 + 1.0 + 2 * 1.0, abs=1e-3)
+    assert proxy.token_gap["r1"] == 4.0  # a region the fault leaves alone
     node = derive_bounds(example, resolve(example, "node-loss", host="r3-db1"))
     assert node.write_gap["r3"] == 12.5 + 3.0 + 1.0 and node.write_gap["r1"] == 13.5
 

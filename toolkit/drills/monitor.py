@@ -50,7 +50,11 @@ def haproxy_servers(host: Host, password: str, timeout: float = 1.5) -> dict[str
 
 class _Sampler(threading.Thread):
     def __init__(self, host: Host, f: str, history: History, stop: threading.Event, interval: float) -> None:
-        super().__init__(name=f"mon-{host.name}-{f}", daemon=True)
+        # One history process per sampler, never per host: a proxy runs a haproxy and a vip
+        # sampler at once, and a process has one operation open at a time (Jepsen's rule), so a
+        # shared name paired one sampler's completion with the other's invocation.
+        self.process = f"mon-{host.name}-{f}"
+        super().__init__(name=self.process, daemon=True)
         self.host, self.f, self.history, self.stop_event, self.interval = host, f, history, stop, interval
 
     def sample(self) -> Any:
@@ -62,7 +66,7 @@ class _Sampler(threading.Thread):
 
     def run(self) -> None:
         """Sample every `interval` until stopped."""
-        process = f"mon-{self.host.name}"
+        process = self.process
         try:
             while not self.stop_event.is_set():
                 op = self.history.invoke(

@@ -26,7 +26,6 @@ from toolkit.lab.host import LabHost
 from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
 from toolkit.render import context as ctx
-from toolkit.render.firewall import RULESET
 from toolkit.secretstore import Secrets
 from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
 from toolkit.topology.model import Host, Topology
@@ -137,18 +136,6 @@ class Booter:
         network.start_router(self.topology)
         network.route_regions(self.topology)
         self.progress.done(step, "cross-region traffic goes through the WAN router (delay 0)")
-
-    def firewall(self) -> None:
-        """Load every host's rendered nftables ruleset before any service starts (if the topology has one)."""
-        if not self.topology.firewall.enabled:
-            return
-        step = "firewall"
-        self.progress.begin(step)
-        for host in self.topology.hosts:
-            result = self.host(host).run(f"nft -f /{RULESET}", timeout=30)
-            if not result.ok:
-                raise LabError(f"step {step}: {host.name}: nft -f /{RULESET}: {result.stderr.strip()[-500:]}")
-        self.progress.done(step, f"{len(self.topology.hosts)} hosts accept only the flows the topology needs")
 
     def galera(self) -> None:
         """Bootstrap the first node, run the bootstrap SQL, join the rest region by region."""
@@ -305,7 +292,6 @@ def up(topology: Topology, secrets: Secrets, state: LabState, source: Path, echo
     booter = Booter(topology, secrets, state, progress)
     booter.containers(source)
     booter.wan()
-    booter.firewall()
     booter.galera()
     booter.health()
     booter.proxies()

@@ -94,6 +94,12 @@ class Limits:
     galera_detection: float  # evs.suspect_timeout + evs.install_timeout
     vrrp_failover: float  # keepalived master-down interval
     slack: float  # for the client to notice
+    # A request a moved VIP leaves behind hangs until the client gives up (the drill's clients:
+    # WorkloadSettings.timeout); the reconnect may then need one TCP SYN retransmission, until
+    # the client's ARP entry follows the VIP (a gratuitous ARP inside the 1 s ARP locktime is
+    # ignored; keepalived's second burst comes 1 s later).
+    client_timeout: float = 2.0
+    syn_retransmit: float = 1.0  # Linux's initial TCP retransmission timeout
 
     @property
     def quiet(self) -> float:
