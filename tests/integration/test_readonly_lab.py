@@ -26,11 +26,11 @@ import pytest
 
 from tests.integration.conftest import Lab
 from toolkit.drills.faults import SLACK
+from toolkit.drills.faults.analysis import galera_detection
 from toolkit.drills.monitor import haproxy_servers
 from toolkit.drills.workloads import Credentials, http_request, keystone_endpoints
 from toolkit.errors import Sent
 from toolkit.services import synced, wsrep_status
-from toolkit.topology.evs import evs_timeouts
 
 pytestmark = pytest.mark.integration
 
@@ -235,7 +235,6 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     assert status == 204, status
     # The whole return: Galera's merge is a view change like a detection (EVS suspect + install
     # timeouts bound it), then HAProxy's part above.
-    evs = evs_timeouts(topology, node)
-    galera = evs["suspect_timeout"] + evs["install_timeout"]
+    galera = galera_detection(topology)
     assert synced_at - healed <= galera + SLACK
     assert back - healed <= galera + bound + 2 * SLACK

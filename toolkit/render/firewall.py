@@ -20,7 +20,7 @@ from toolkit.topology.model import Host, Topology
 # (fragmentation-needed is a destination-unreachable; packet-too-big in IPv6), traceroute
 # and broken connections need; in IPv6 also neighbour discovery, without which the host
 # cannot resolve its neighbours' link-layer addresses at all.
-RULESET = "etc/nftables.d/kgt.nft"  # where each host's ruleset is rendered (and loaded from, as /RULESET)
+RULESET = "etc/nftables.d/kgt.nft"  # where each host's ruleset is rendered (`nft -f /RULESET` loads it)
 ICMP_TYPES = ("echo-request", "destination-unreachable", "time-exceeded", "parameter-problem")
 ICMPV6_TYPES = (
     "echo-request",

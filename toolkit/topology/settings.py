@@ -73,6 +73,11 @@ class HaproxyConfig:
         return self.inter * self.fall
 
 
+# advert_int when no layer sets it: keepalived's VRRPv2 counts whole seconds; with VRRPv3 a
+# backup takes over after 3 × 0.3 s + skew ≈ 1 s (the proxy-loss goal is a VIP moved in 1.5 s).
+DEFAULT_ADVERT_INT = {2: 1.0, 3: 0.3}
+
+
 @dataclass(frozen=True)
 class KeepalivedConfig:
     """keepalived settings after inheritance."""
@@ -81,7 +86,7 @@ class KeepalivedConfig:
     # 3: sub-second adverts and no authentication (the firewall lets VRRP in from the region's
     # proxies only); 2: whole-second adverts with PASS authentication, for who asks for it.
     vrrp_version: int = 3
-    advert_int: float = 0.3  # s between VRRP adverts; a backup takes over after ~3 missed
+    advert_int: float = DEFAULT_ADVERT_INT[3]  # s between VRRP adverts; a backup takes over after ~3 missed
     router_id_base: int = 51  # virtual_router_id of the site's first VIP; each next VIP counts up
     master_priority: int = 150  # the VIP's MASTER; each next proxy in the rotation 10 less
 
@@ -139,9 +144,6 @@ _SECTIONS: dict[str, type[Any]] = {
     "dns": DnsConfig,
 }
 DEFAULT_CORES = 2
-# advert_int when no layer sets it: keepalived's VRRPv2 counts whole seconds; with VRRPv3 a
-# backup takes over after 3 × 0.3 s + skew ≈ 1 s (the proxy-loss goal is a VIP moved in 1.5 s).
-DEFAULT_ADVERT_INT = {2: 1.0, 3: 0.3}
 
 T = TypeVar("T")
 

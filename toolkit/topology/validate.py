@@ -251,24 +251,25 @@ def keepalived_priorities(site: Site, ri: int) -> Found:
 
 
 # The advert intervals keepalived accepts, per VRRP version (seconds, and what to say otherwise).
-VRRP_INTERVALS = {
-    2: (1.0, 255.0, "a VRRPv2 advert interval is a whole number of seconds from 1 to 255"),
-    3: (0.01, 40.95, "a VRRPv3 advert interval is 10 ms to 40.95 s"),
+VRRP_INTERVALS = {  # version: (least, most, step) in seconds, and the rule in words
+    2: (1.0, 255.0, 1.0, "a VRRPv2 advert interval is a whole number of seconds from 1 to 255"),
+    3: (0.01, 40.95, 0.01, "a VRRPv3 advert interval is 10 ms to 40.95 s"),
 }
 
 
 def vrrp_intervals(site: Site) -> Found:
-    """Each proxy's advert interval is one its VRRP version can send (v2: whole seconds); once per line."""
+    """Each proxy's advert interval is one its VRRP version can send (`VRRP_INTERVALS`); once per line."""
     seen: set[Loc] = set()
     for ri, region in enumerate(site.doc.regions):
         for hi, doc_host in enumerate(region.hosts):
             if "keepalived" not in doc_host.roles:
                 continue
             ka = site.topology.host(doc_host.name).settings.keepalived
-            low, high, rule = VRRP_INTERVALS[ka.vrrp_version]
-            whole = ka.vrrp_version == 3 or ka.advert_int == int(ka.advert_int)
+            low, high, step, rule = VRRP_INTERVALS[ka.vrrp_version]
+            steps = ka.advert_int / step
+            fits = low <= ka.advert_int <= high and abs(steps - round(steps)) < 1e-9
             where = _origin(site.doc, ri, hi, "keepalived", "advert_int")
-            if not (whole and low <= ka.advert_int <= high) and where not in seen:
+            if not fits and where not in seen:
                 seen.add(where)
                 yield site.error(where, f"keepalived.advert_int {ka.advert_int:g}s: {rule}")
 

@@ -16,6 +16,7 @@ from typing import Any
 from toolkit.analysis.model import Scenario
 from toolkit.analysis.quorum import Analysis, analyze
 from toolkit.drills.faults.base import Fault, Limits, Target, kind_class, kind_of
+from toolkit.drills.workloads import WorkloadSettings
 from toolkit.errors import UsageError
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Topology
@@ -174,6 +175,12 @@ class Bounds:
 RTTS_PER_FAILOVER = 5
 
 
+def galera_detection(topology: Topology) -> float:
+    """Seconds Galera takes to change its view (evs.suspect_timeout + evs.install_timeout, the slowest node)."""
+    evs = [evs_timeouts(topology, h) for h in topology.galera_nodes]
+    return max((e["suspect_timeout"] + e["install_timeout"] for e in evs), default=12.5)
+
+
 def _vrrp_failover(topology: Topology) -> float:
     """keepalived's master-down interval of the slowest VIP (0 without keepalived)."""
     if not topology.with_role("keepalived"):
@@ -203,11 +210,11 @@ def derive_bounds(topology: Topology, fault: Fault, healthy: float = 90.0, rtt: 
     """
     proxies = topology.with_role("haproxy")
     detection = max((h.settings.haproxy.detection_bound for h in proxies), default=3.0)
-    evs = [evs_timeouts(topology, h) for h in topology.galera_nodes]
-    galera = max((e["suspect_timeout"] + e["install_timeout"] for e in evs), default=12.5)
+    galera = galera_detection(topology)
     vrrp = _vrrp_failover(topology)
     slack = SLACK + RTTS_PER_FAILOVER * rtt
-    limits = Limits(tuple(r.name for r in topology.regions), detection, galera, vrrp, slack)
+    clients = WorkloadSettings().timeout  # the drill's clients' deadline (no option changes it)
+    limits = Limits(tuple(r.name for r in topology.regions), detection, galera, vrrp, slack, clients)
     gaps = kind_of(fault).gap_bounds(limits)
     return Bounds(
         haproxy_detection=detection,

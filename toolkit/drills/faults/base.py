@@ -98,7 +98,7 @@ class Limits:
     # WorkloadSettings.timeout); the reconnect may then need one TCP SYN retransmission, until
     # the client's ARP entry follows the VIP (a gratuitous ARP inside the 1 s ARP locktime is
     # ignored; keepalived's second burst comes 1 s later).
-    client_timeout: float = 2.0
+    client_timeout: float
     syn_retransmit: float = 1.0  # Linux's initial TCP retransmission timeout
 
     @property
