@@ -29,6 +29,7 @@ from toolkit.render import context as ctx
 from toolkit.secretstore import Secrets
 from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
 from toolkit.topology.model import Host, Topology
+from toolkit.wsrep import NodeState
 
 Echo = Callable[[str], None]
 
@@ -161,7 +162,7 @@ class Booter:
         expected = len(nodes) + len(self.topology.with_role("garbd"))
         self.garbd()
         size = f"wsrep_cluster_size={expected}"
-        self._wait(step, m, "mariadb", lambda: _size(m) == str(expected), size, SIZE_GATE)
+        self._wait(step, m, "mariadb", lambda: _size(m) == expected, size, SIZE_GATE)
         self.progress.done(step, f"{size} on {first.name}")
 
     def garbd(self) -> None:
@@ -262,8 +263,8 @@ def _in_step(step: str) -> Iterator[None]:
         raise LabError(f"step {step}: {exc}") from exc
 
 
-def _size(m: LabServices) -> str | None:
-    return wsrep_status(m.shell).get("wsrep_cluster_size")
+def _size(m: LabServices) -> int | None:
+    return NodeState.from_rows(wsrep_status(m.shell)).cluster_size
 
 
 def _own_files(rendered: Path) -> None:

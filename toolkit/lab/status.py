@@ -14,6 +14,7 @@ from toolkit.lab.host import LabHost, alive
 from toolkit.lab.network import CUT_CHAIN
 from toolkit.services import ROLE_SERVICES
 from toolkit.topology.model import Host, Topology
+from toolkit.wsrep import NodeState
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,9 @@ def host_status(topology: Topology, host: Host, *, wsrep: bool = True) -> HostSt
             counts[kind] = int(rest)
     shown = "-"
     if host.has("galera") and running.get("mariadb") and wsrep:
-        shown = (
-            f"{state.get('wsrep_cluster_status', '?')}/{state.get('wsrep_local_state_comment', '?')}"
-            f"/size={state.get('wsrep_cluster_size', '?')}"
-        )
+        node = NodeState.from_rows(state)
+        size = "?" if node.cluster_size is None else node.cluster_size
+        shown = f"{node.cluster_status or '?'}/{node.local_state_comment or '?'}/size={size}"
     return HostStatus(
         host.name,
         host.region,
