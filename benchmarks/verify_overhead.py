@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from toolkit import secretstore  # noqa: E402
+from toolkit import accounts, secretstore  # noqa: E402
 from toolkit.check import checker, counters, sessions, stats, workload  # noqa: E402
 from toolkit.check.history import History  # noqa: E402
 from toolkit.topology import load  # noqa: E402
@@ -123,7 +123,7 @@ def client_args(target: sessions.Target, defaults: Path) -> list[str]:
         "-P",
         str(target.port),
         "-u",
-        counters.VERIFY_USER,
+        accounts.VERIFY_USER,
         "-N",
         "-B",
         "--unbuffered",

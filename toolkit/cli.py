@@ -129,13 +129,12 @@ def analyze(
 def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) -> None:
     """Render every per-host config into OUTPUT/<host>/, plus dns/, sql/ and manifest.json."""
     from toolkit import secretstore
+    from toolkit.pki.store import prepare
     from toolkit.render import engine, output
 
     model = _load(topology)
-    if model.tls is not None and model.tls.enabled:
-        from toolkit.pki.verify import check_certificates
-
-        check_certificates(model)  # before anything is rendered or written
+    for line in prepare(model):  # certificates checked before anything is rendered or written
+        click.echo(line, err=True)
     files = engine.render(model, secretstore.for_topology(model, secrets_path))
     output.write(model, files, out, force=force)
     hosts = len({f.host for f in files if f.host})

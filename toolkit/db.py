@@ -7,10 +7,13 @@ node shows up as a one-line result instead of a hang or a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pymysql.cursors
+
+from toolkit import tlsclient
 
 # MariaDB/MySQL error codes kgt treats specially.
 ER_UNKNOWN_COM_ERROR = 1047  # WSREP has not yet prepared node for application use (non-Primary)
@@ -29,6 +32,7 @@ class Endpoint:
     user: str
     password: str
     database: str | None = None
+    ca: Path | None = None  # TLS, the server checked against this CA and by `host`; None: plaintext
 
 
 def connect(
@@ -53,6 +57,7 @@ def connect(
         write_timeout=write_timeout,
         autocommit=autocommit,
         init_command=init,
+        ssl=tlsclient.context(endpoint.ca) if endpoint.ca is not None else None,
         charset="utf8mb4",
         cursorclass=pymysql.cursors.Cursor,
     )

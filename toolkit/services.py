@@ -14,7 +14,9 @@ methods with systemd (`systemctl start|stop|reload UNIT`, `systemctl kill -s KIL
 
 Commands and health targets are templates filled from the host and the site (`fields`):
 `{address}`, `{name}`, `{region}`, `{settings.haproxy.stats_port}`, `{domain}`,
-`{first_region}`; a literal brace is written `{{`. Stdlib only (the topology is only a
+`{first_region}`, `{scheme}` (https on a TLS site), `{keystone_tls}` (gunicorn's certificate
+options, empty without TLS); a literal brace is written `{{`. HTTPS health checks verify
+against the site CA (`Topology.client_ca`). Stdlib only (the topology is only a
 type here), so an agent on a host imports it without the lab.
 """
 
@@ -25,8 +27,10 @@ import shlex
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from toolkit import tlsclient, tlsfiles
 from toolkit.errors import DeadlineExceeded, KgtError
 from toolkit.retry import poll
 from toolkit.wsrep import SYNCED, NodeState
@@ -100,10 +104,11 @@ class Service:
 # -- health checks -------------------------------------------------------------------------
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """Whether `url` answers 200 within `timeout` (any error is False)."""
+def http_ok(url: str, timeout: float = 2.0, ca: Path | None = None) -> bool:
+    """Whether `url` answers 200 within `timeout` (any error is False); https verified against `ca`."""
+    context = tlsclient.context(ca) if ca is not None and url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -136,7 +141,7 @@ def synced(shell: Shell) -> bool:
 
 def http(url: str, timeout: float = 2.0) -> Health:
     """Healthy when `url` (a template) answers 200, asked from where the manager runs."""
-    return Health(lambda m: f"{m.fill(url)} 200", lambda m: http_ok(m.fill(url), timeout))
+    return Health(lambda m: f"{m.fill(url)} 200", lambda m: http_ok(m.fill(url), timeout, m.topology.client_ca))
 
 
 def succeeds(what: str, command: str) -> Health:
@@ -225,9 +230,9 @@ SERVICES: dict[str, Service] = {
             "keystone",  # its WSGI application under gunicorn (argv cleared by /docker/keystone_wsgi.py)
             "keystone",
             "/opt/keystone/bin/gunicorn --chdir /docker -b {address}:{settings.keystone.port} "
-            "-w {settings.keystone.workers} --timeout 120 keystone_wsgi:application",
+            "-w {settings.keystone.workers} --timeout 120{keystone_tls} keystone_wsgi:application",
             env=KEYSTONE_ENV,
-            health=http("http://{address}:{settings.keystone.port}/v3", timeout=5),
+            health=http("{scheme}://{address}:{settings.keystone.port}/v3", timeout=5),
             boot=Gate(120),
             back=Gate(120, interval=0.2),
             reload_signal="HUP",
@@ -312,10 +317,13 @@ class ServiceManager(abc.ABC):
 
     def fill(self, template: str, **extra: object) -> str:
         """A command or target template filled from this host and its site."""
+        tls = tlsfiles.BY_ROLE["keystone"]
         fields = {
             **host_fields(self.host),
             "domain": self.topology.domain,
             "first_region": self.topology.regions[0].name,
+            "scheme": tlsfiles.scheme(self.topology.tls_on),
+            "keystone_tls": f" --certfile {tls.cert} --keyfile {tls.key}" if self.topology.tls_on else "",
         }
         return template.format_map({**fields, **extra})
 

@@ -158,6 +158,28 @@ class Lab:
 
         return secretstore.for_topology(self.topology)
 
+    def connect(self, address: str, port: int = 3306, user: str = "kgt_admin", timeout: float = 3) -> Any:
+        """A MariaDB session from this host (the lab's monitoring and admin address) as `user`,
+        over TLS verified against the site CA on a TLS site, as kgt's own clients connect."""
+        import pymysql
+
+        from toolkit import tlsclient
+        from toolkit.accounts import PASSWORDS
+
+        topology = self.topology
+        ca = topology.client_ca
+        return pymysql.connect(
+            host=address,
+            port=port,
+            user=user,
+            password=self.secrets[PASSWORDS[user]],
+            connect_timeout=timeout,
+            read_timeout=timeout + 2,
+            write_timeout=timeout + 2,
+            autocommit=True,
+            ssl=tlsclient.context(ca) if ca is not None else None,
+        )
+
     def kgt(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run kgt with `--lab-dir` appended for lab sub-commands."""
         extra = ["--lab-dir", str(self.lab_dir)] if args and args[0] == "lab" else []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import pytest
 
 from tests.integration.conftest import ROOT, Lab
 from tests.support.history import assert_no_ok_write_while_non_primary
+from toolkit import accounts
 from toolkit.lab import network
 
 pytestmark = pytest.mark.integration
@@ -63,6 +66,17 @@ def verify(lab: Lab, *args: str, timeout: float = 300) -> dict[str, Any]:
     return data
 
 
+def run_sql(lab: Lab, statements: list[str]) -> None:
+    """As kgt_admin from the lab's host, straight to the first node."""
+    conn = lab.connect(str(lab.topology.galera_nodes[0].address))
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
 def test_verify_healthy_lab_through_the_vips(lab: Lab, tmp_path: Path) -> None:
     data = verify(lab, "--duration", "20s", "--through", "vip", "--history", str(tmp_path / "h.jsonl"))
     assert data["verdict"] == "valid" and data["lost"] == 0 and not data["anomalies"]
@@ -74,23 +88,50 @@ def test_verify_healthy_lab_through_the_vips(lab: Lab, tmp_path: Path) -> None:
             assert data["visibility"][f"{writer}->{region}"]["n"] > 0
 
 
-def test_verify_over_a_50ms_wan_commits_no_faster_than_the_rtt(lab: Lab) -> None:
+CLIENT = "r1-db1"  # a client inside region r1: its RTT to the other regions crosses the WAN
+
+
+def client_topology(lab: Lab, address: str) -> str:
+    """The lab's topology as a client inside a region uses it: the site CA beside it, and that
+    client named a monitoring and admin host (what an operator writes for a host that runs kgt)."""
+    text = re.sub(
+        r"^tls:.*\n(?:[ #].*\n)*",
+        "tls: {ca: kgt-ca.crt, certs: kgt-certs}\n",
+        lab.topology_path.read_text(),
+        flags=re.M,
+    )
+    text = text.replace("monitoring: [10.213.0.1]", f"monitoring: [10.213.0.1, {address}]")
+    return text.replace("admin_networks: [10.213.0.0/24]", f"admin_networks: [10.213.0.0/24, {address}/32]")
+
+
+def test_verify_over_a_50ms_wan_commits_no_faster_than_the_rtt(lab: Lab, tmp_path: Path) -> None:
     """Run from inside r1 (a client in a region) so the measured RTT crosses the WAN."""
-    secrets = lab.topology.secrets_file
-    client = lab.host("r1-db1")
-    assert subprocess.run(["docker", "cp", str(secrets), "r1-db1:/tmp/kgt-secrets.yaml"], check=False).returncode == 0
+    topology = lab.topology
+    client = lab.host(CLIENT)
+    address = str(topology.host(CLIENT).address)
+    staged = tmp_path / "client"
+    staged.mkdir()
+    (staged / "topology.yaml").write_text(client_topology(lab, address))
+    shutil.copy(topology.client_ca, staged / "kgt-ca.crt")
+    shutil.copy(topology.secrets_file, staged / "secrets.yaml")
+    assert subprocess.run(["docker", "cp", str(staged), f"{CLIENT}:/tmp/kgt-client"], check=False).returncode == 0
+    # The accounts as a bootstrap from that topology makes them for the new admin host
+    # (kgt_verify's are made by the run itself, through kgt_admin).
+    admin = accounts.Account(accounts.ADMIN_USER, (address,), "admin_password", "ALL PRIVILEGES ON *.*", True, True)
+    run_sql(lab, admin.statements(lab.secrets["admin_password"]))
     assert lab.kgt("lab", "wan", "--rtt", "50ms").returncode == 0
     try:
         # Every region's increment also locks the shared row: over a WAN the nearest client
         # wins every race at full speed, so pace the loop to let each region commit.
         done = client.run(
-            "kgt check verify /etc/kgt/topology.yaml --secrets /tmp/kgt-secrets.yaml "
+            "kgt check verify /tmp/kgt-client/topology.yaml --secrets /tmp/kgt-client/secrets.yaml "
             "--duration 20s --interval 1s --through vip --format json",
             timeout=240,
         )
     finally:
         assert lab.kgt("lab", "wan", "--clear").returncode == 0
-        client.run("rm -f /tmp/kgt-secrets.yaml")
+        client.run("rm -rf /tmp/kgt-client")
+        run_sql(lab, [f"DROP USER IF EXISTS '{accounts.ADMIN_USER}'@'{address}'"])
     assert done.rc == 0, done.stdout[-2000:] + done.stderr[-2000:]
     data = json.loads(done.stdout)
     assert data["lost"] == 0

@@ -18,19 +18,13 @@ pytestmark = pytest.mark.integration
 
 
 def admin_connect(lab: Lab, address: str, port: int = 3306) -> Any:
-    return pymysql.connect(
-        host=address,
-        port=port,
-        user="kgt_admin",
-        password=lab.secrets["admin_password"],
-        connect_timeout=3,
-        read_timeout=5,
-        autocommit=True,
-    )
+    """As kgt_admin, straight to a node (kgt_admin is refused through a proxy: toolkit/accounts.py)."""
+    return lab.connect(address, port)
 
 
 def query_one(lab: Lab, address: str, sql: str, port: int = 3306) -> Any:
-    conn = admin_connect(lab, address, port)
+    """Through a VIP, as Keystone: the account its [database] connection uses, over TLS."""
+    conn = lab.connect(address, port, user="keystone")
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
@@ -126,19 +120,22 @@ def keystone_session(lab: Lab, address: str) -> Any:
     from keystoneauth1.identity import v3
 
     auth = v3.Password(
-        auth_url=f"http://{address}:5000/v3",
+        auth_url=f"https://{address}:5000/v3",
         username="admin",
         password=lab.secrets["keystone_admin_password"],
         project_name="admin",
         user_domain_id="default",
         project_domain_id="default",
     )
-    return session.Session(auth=auth, timeout=15)
+    return session.Session(auth=auth, timeout=15, verify=str(lab.topology.client_ca))
 
 
 def validate(lab: Lab, session: Any, address: str, token: str) -> int:
     response = session.get(
-        f"http://{address}:5000/v3/auth/tokens", headers={"X-Subject-Token": token}, authenticated=True, raise_exc=False
+        f"https://{address}:5000/v3/auth/tokens",
+        headers={"X-Subject-Token": token},
+        authenticated=True,
+        raise_exc=False,
     )
     return int(response.status_code)
 

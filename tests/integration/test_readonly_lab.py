@@ -25,6 +25,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import Lab
+from toolkit import accounts
 from toolkit.drills.faults import SLACK
 from toolkit.drills.faults.analysis import galera_detection
 from toolkit.drills.monitor import haproxy_servers
@@ -49,16 +50,23 @@ WRITES = (
 
 
 def connect(lab: Lab, address: str, port: int = 3306) -> Any:
-    return pymysql.connect(
-        host=address,
-        port=port,
-        user="kgt_admin",
-        password=lab.secrets["admin_password"],
-        connect_timeout=2,
-        read_timeout=3,
-        write_timeout=3,
-        autocommit=True,
-    )
+    """Through a VIP as kgt_verify, which the test grants on its schema (kgt_admin is refused through a proxy)."""
+    return lab.connect(address, port, user=accounts.VERIFY_USER, timeout=2)
+
+
+def prepare_schema(lab: Lab) -> None:
+    """The test's table, made as kgt_admin straight on the first node, and kgt_verify granted on it."""
+    topology = lab.topology
+    conn = lab.connect(str(topology.galera_nodes[0].address))
+    account = accounts.verify_account(topology, SCHEMA)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64))")
+            for statement in account.statements(lab.secrets[account.secret]):
+                cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def write_through(lab: Lab, vip: str) -> str:
@@ -149,11 +157,7 @@ def test_cut_off_region_serves_tokens_read_only_refuses_writes_and_writes_again_
     proxies = region.with_role("haproxy")
     stats = lab.secrets["haproxy_stats_password"]
     bound = max(h.settings.haproxy.detection_bound for h in proxies)
-    conn = connect(lab, str(topology.regions[0].vips[0].address))
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64))")
-    conn.close()
+    prepare_schema(lab)
     assert wait(lambda: write_through(lab, vip) == node.name, 30, "r3 writes through its own node")
     # The precondition: the user is active today (UTC) in r3's copy, and a second user has never logged in.
     day = today()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,17 @@ def topology_data(
         region["hosts"] = hosts
         out["regions"].append(region)
     return out
+
+
+def without_tls(text: str) -> str:
+    """A topology's text with its `tls:` section (a top-level block) removed."""
+    return re.sub(r"^tls:.*\n(?:[ #].*\n)*", "", text, flags=re.M)
+
+
+def example_text(tls: str | None = None) -> str:
+    """topology/example.yaml's text with its `tls:` section replaced by `tls` (None: no TLS)."""
+    text = without_tls(EXAMPLE.read_text())
+    return f"{tls}\n{text}" if tls else text
 
 
 def write_topology(directory: Path, data: dict[str, Any] | str, filename: str = "topology.yaml") -> Path:

@@ -22,6 +22,15 @@ from toolkit import cli  # noqa: E402
 from toolkit.topology import Topology, load  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def example_pki() -> None:
+    """The example's site PKI (`tls: {create: true}`), as `kgt render` makes it first: tests that
+    render the example through the engine read its certificates, which the engine never creates."""
+    from toolkit.pki.store import init
+
+    init(load(ROOT / "topology" / "example.yaml"))
+
+
 @pytest.fixture(scope="session")
 def example() -> Topology:
     """topology/example.yaml, loaded."""

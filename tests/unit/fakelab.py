@@ -114,7 +114,7 @@ class FakeLab:
             self.stopped -= set(args[1:])
         return Result(0, "", "")
 
-    def urlopen(self, url: str, timeout: float = 0) -> Any:
+    def urlopen(self, url: str, timeout: float = 0, context: Any = None) -> Any:
         """HTTP from the controller: 200 when the service behind the port runs."""
         self.records.append(["http", url, timeout])
         service = {"/healthz": "haproxy", "/write": "kgt-health", "/v3": "keystone"}[url[url.rindex("/") :]]

@@ -74,6 +74,10 @@ def test_provider_options_in_order(example: Topology) -> None:
         ("evs.user_send_window", "512"),
         ("gcache.size", "128M"),
         ("pc.weight", "1"),
+        ("socket.ssl_cert", "/etc/mysql/tls/server.crt"),
+        ("socket.ssl_key", "/etc/mysql/tls/server.key"),
+        ("socket.ssl_ca", "/etc/mysql/tls/ca.crt"),
+        ("socket.ssl_cipher", "ECDHE+AESGCM:ECDHE+CHACHA20"),
     ]
 
 
@@ -257,5 +261,7 @@ def test_db_address_and_port(example: Topology, tmp_path: Path) -> None:
     assert ctx.db_port(t2.region("r2")) == 3306
 
 
-def test_keystone_url(example: Topology) -> None:
-    assert ctx.keystone_url(example, example.region("r3")) == "http://keystone.r3.kgt.example:5000/v3"
+def test_keystone_url(example: Topology, tmp_path: Path) -> None:
+    assert ctx.keystone_url(example, example.region("r3")) == "https://keystone.r3.kgt.example:5000/v3"
+    plain = make_topology(tmp_path)  # no tls: section
+    assert ctx.keystone_url(plain, plain.region("r1")) == "http://keystone.r1.kgt.example:5000/v3"

@@ -50,6 +50,7 @@ def test_galera_host_flows_of_the_example(example: Topology) -> None:
         Flow("tcp", (3306,), nets(*PROXIES), "haproxy galera-write/galera-read servers"),
         Flow("tcp", (9200,), nets(*PROXIES), "haproxy health checks"),
         Flow("tcp", (3306, 9200), nets("10.213.0.1"), "monitoring: kgt check/probe, health"),
+        Flow("tcp", (3306,), nets("10.213.0.0/24"), "admin networks: kgt_admin"),
         Flow("tcp", (5000,), nets(*PROXIES), "haproxy keystone-api servers"),
         Flow("tcp", (5000,), nets("10.213.0.1"), "monitoring: kgt probe keystone --node"),
         # memcached: only its region's Keystone, which is this host itself (over lo): no flow

@@ -52,7 +52,7 @@ def variants(root: Path) -> dict[str, Path]:
     out = {f"{p.stem}": p for p in SHIPPED}
     for p in SHIPPED:
         for mode, firewall in FORCED.items():
-            data = yaml.safe_load(p.read_text())
+            data = {k: v for k, v in yaml.safe_load(p.read_text()).items() if k != "tls"}  # the firewall alone
             out[f"{p.stem}-{mode}"] = write_topology(root / f"{p.stem}-{mode}", {**data, "firewall": firewall})
     for mode, firewall in FORCED.items():
         out[f"edge-{mode}"] = write_topology(root / f"edge-{mode}", {**edge_data(), "firewall": firewall})

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from builders import EXAMPLE, Result, topology_data, write_topology
+from builders import Result, example_text, topology_data, write_topology
 
 from toolkit.files import write_atomic
 from toolkit.pki import authority, store, verify
@@ -92,10 +92,10 @@ def test_sans_with_several_proxies_and_regions(mixed: Topology) -> None:
 
 def site(tmp_path: Path, tls: str = "tls: {}") -> Path:
     """The example with a `tls:` section (and known secrets) in tmp_path."""
-    text = EXAMPLE.read_text().replace(
+    text = example_text(tls).replace(
         "secrets:\n  file: example.secrets.yaml\n  create: true", "secrets: {file: secrets.yaml}"
     )
-    return write_topology(tmp_path, f"{tls}\n{text}", "example.yaml")
+    return write_topology(tmp_path, text, "example.yaml")
 
 
 def key_bodies(directory: Path) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from builders import EXAMPLE, write_topology
+from builders import example_text, write_topology
 from test_probes_fakes import run
 
 from toolkit import cli
@@ -24,10 +24,10 @@ GREETING_CAPS = 0x0200 | 0x0800 | 0x8000  # PROTOCOL_41, SSL, SECURE_CONNECTION
 
 
 def make_site(tmp_path: Path, tls: str = "tls: {}") -> Path:
-    text = EXAMPLE.read_text().replace(
+    text = example_text(tls).replace(
         "secrets:\n  file: example.secrets.yaml\n  create: true", "secrets: {file: secrets.yaml}"
     )
-    topology = write_topology(tmp_path, f"{tls}\n{text}", "example.yaml")
+    topology = write_topology(tmp_path, text, "example.yaml")
     assert cli.main(["pki", "init", str(topology)]) == 0
     return topology
 

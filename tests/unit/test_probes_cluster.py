@@ -66,7 +66,7 @@ def evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, **thres
     path = example_topology(tmp_path)
     topology = load(path)
     canned = make(topology)
-    monkeypatch.setattr(nodes, "probe_all", lambda hosts, user, password, timeout: canned)
+    monkeypatch.setattr(nodes, "probe_all", lambda hosts, user, password, timeout, ca=None: canned)
     resource = cluster.Cluster(topology, "kgt_health", "x", runtime.Deadline(5))
     import nagiosplugin
 

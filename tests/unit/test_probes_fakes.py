@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from builders import without_tls
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SECRETS = {
@@ -105,8 +107,9 @@ def run(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) ->
 
 
 def example_topology(tmp_path: Path, secrets: dict[str, str] | None = None) -> Path:
-    """topology/example.yaml copied to tmp_path with a complete secrets file of known values."""
-    text = (ROOT / "topology" / "example.yaml").read_text().replace("create: true", "create: false")
+    """topology/example.yaml copied to tmp_path with a complete secrets file of known values,
+    without its `tls:` section: the fake servers here speak plain TCP (TLS: tests/integration)."""
+    text = without_tls((ROOT / "topology" / "example.yaml").read_text()).replace("create: true", "create: false")
     path = tmp_path / "example.yaml"
     path.write_text(text)
     lines = [f"{k}: {v}" for k, v in (secrets or SECRETS).items()]

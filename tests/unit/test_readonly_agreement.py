@@ -99,7 +99,7 @@ def parse_listeners(text: str) -> dict[str, Listener]:
 
 def keystone_db_target(keystone_conf: str) -> str:
     """`address:port` of the database in a rendered keystone.conf."""
-    match = re.search(r"^connection = mysql\+pymysql://[^@]+@([\d.]+:\d+)/keystone$", keystone_conf, re.M)
+    match = re.search(r"^connection = mysql\+pymysql://[^@]+@([\d.]+:\d+)/keystone(\?\S*)?$", keystone_conf, re.M)
     assert match, "no database connection in keystone.conf"
     return match.group(1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from builders import CATALYST, EXAMPLE, fake_secrets, topology_data, write_topology
 
+from toolkit import tlsfiles
 from toolkit.render import engine
 from toolkit.topology import load
 
@@ -46,12 +47,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("binaries")
     sources = {"example": EXAMPLE, "catalyst": CATALYST, "edge": edge_topology(root / "edge-src")}
     out: dict[str, Path] = {}
+    tls = tlsfiles.BY_ROLE["haproxy"].path
     for label, source in sources.items():
         for f in engine.render(load(source), fake_secrets()):
-            if f.path.endswith(("haproxy.cfg", "keepalived.conf")):
-                target = root / label / f.path
+            target = root / label / f.path
+            content = f.content
+            if f.path.endswith("haproxy.cfg"):  # the real certificate files, where this test wrote them
+                content = content.replace(f" {tls}/", f" {root / label / str(f.host)}{tls}/")
+            if f.path.endswith(("haproxy.cfg", "keepalived.conf")) or f"{tls}/" in f.path:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(f.content)
+                target.write_text(content)
+            if f.path.endswith(("haproxy.cfg", "keepalived.conf")):
                 out[f"{label}/{f.path}"] = target
     return out
 

@@ -73,7 +73,7 @@ def quorum(topology: Path, secrets_path: Path | None, fmt: str, timeout: float) 
 
     model, secrets = _context(topology, secrets_path)
     password = secrets["health_password"]
-    results = nodes.probe_all(model.galera_nodes, nodes.HEALTH_USER, password, timeout)
+    results = nodes.probe_all(model.galera_nodes, nodes.HEALTH_USER, password, timeout, model.client_ca)
     verdict = judge.evaluate(model, results)
     click.echo(json.dumps(verdict.to_json(), indent=2) if fmt == "json" else report.quorum_text(verdict))
     click.get_current_context().exit(int(verdict.state))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from toolkit.accounts import ADMIN_USER, VERIFY_USER, verify_account
 from toolkit.check import sessions
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.sessions import Target
@@ -22,8 +23,6 @@ from toolkit.topology.model import Topology
 SCHEMA = "kgt_verify"  # the default of Options.schema and of the functions that take one
 # A plain SQL identifier: it is written into statements unquoted.
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-VERIFY_USER = "kgt_verify"
-ADMIN_USER = "kgt_admin"
 SHARED = "shared"
 
 
@@ -68,11 +67,13 @@ def _admin_each(
 
 
 def _admin_candidates(topology: Topology, primary: list[Target]) -> list[Target]:
-    seen = {t.where for t in primary}
-    return [
-        *primary,
-        *(sessions.node_target(h) for h in topology.galera_nodes if sessions.node_target(h).where not in seen),
-    ]
+    """The Galera nodes, those of `primary`'s regions first: kgt_admin connects from the admin
+    networks straight to a node, never through a proxy (`toolkit.accounts`)."""
+    regions = [t.region for t in primary]
+    nodes = sorted(
+        topology.galera_nodes, key=lambda h: regions.index(h.region) if h.region in regions else len(regions)
+    )
+    return [sessions.node_target(topology, h) for h in nodes]
 
 
 def setup(
@@ -91,6 +92,7 @@ def setup(
     """
     table = counters_table(schema)
     rows = [t.region for t in work] + [SHARED]
+    account = verify_account(topology, schema)
 
     def create(conn: Any) -> None:
         with conn.cursor() as cur:
@@ -100,9 +102,13 @@ def setup(
                 "value BIGINT NOT NULL DEFAULT 0, writer VARCHAR(64) NULL) ENGINE=InnoDB"
             )
             cur.executemany(f"INSERT IGNORE INTO {table} (name, value) VALUES (%s, 0)", [(r,) for r in rows])
-            cur.execute(f"CREATE USER IF NOT EXISTS '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
-            cur.execute(f"ALTER USER '{VERIFY_USER}'@'%%' IDENTIFIED BY %s", (verify_password,))
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE ON {schema}.* TO '{VERIFY_USER}'@'%'")
+            for source in account.sources:
+                who = f"'{VERIFY_USER}'@'{source}'"
+                quoted = who.replace("%", "%%")  # the statements with a parameter are %-formatted
+                require = " REQUIRE SSL" if account.tls else ""
+                cur.execute(f"CREATE USER IF NOT EXISTS {quoted} IDENTIFIED BY %s{require}", (verify_password,))
+                cur.execute(f"ALTER USER {quoted} IDENTIFIED BY %s{require}", (verify_password,))
+                cur.execute(f"GRANT {account.grant} TO {who}")
 
     return _admin_each(
         _admin_candidates(topology, work),
@@ -146,15 +152,19 @@ def cleanup(
         kept.clear()
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {schema}")
-            cur.execute("SELECT Db FROM mysql.db WHERE User = %s AND Host = '%%'", (VERIFY_USER,))
-            granted = {str(row[0]) for row in cur.fetchall()}
+            cur.execute("SELECT DISTINCT Db, Host FROM mysql.db WHERE User = %s", (VERIFY_USER,))
+            grants = [(str(db), str(host)) for db, host in cur.fetchall()]
+            cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (VERIFY_USER,))
+            sources = [str(row[0]) for row in cur.fetchall()]
             cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
             existing = {str(row[0]) for row in cur.fetchall()}
-            kept.extend(sorted((granted & existing) - {schema}))
-            if not kept:
-                cur.execute(f"DROP USER IF EXISTS '{VERIFY_USER}'@'%'")
-            elif schema in granted:
-                cur.execute(f"REVOKE ALL PRIVILEGES ON {schema}.* FROM '{VERIFY_USER}'@'%'")
+            kept.extend(sorted(({db for db, _ in grants} & existing) - {schema}))
+            for source in sources:
+                who = f"'{VERIFY_USER}'@'{source}'"
+                if not kept:
+                    cur.execute(f"DROP USER IF EXISTS {who}")
+                elif (schema, source) in grants:
+                    cur.execute(f"REVOKE ALL PRIVILEGES ON {schema}.* FROM {who}")
 
     target = _admin_each(
         _admin_candidates(topology, work), admin_password, timeout, drop, f"drop schema {schema} and user {VERIFY_USER}"

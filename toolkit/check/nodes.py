@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolkit import db
+from toolkit.accounts import HEALTH_USER as HEALTH_USER  # where the check and drills read it
 from toolkit.topology.model import Host
 from toolkit.wsrep import PRIMARY, NodeState
-
-HEALTH_USER = "kgt_health"
 
 
 def classify(exc: BaseException) -> str:
@@ -133,10 +133,10 @@ class NodeResult:
         return data
 
 
-def probe(host: Host, user: str, password: str, timeout: float = 5.0) -> NodeResult:
-    """Ask one node; never raises for database or network errors."""
+def probe(host: Host, user: str, password: str, timeout: float = 5.0, ca: Path | None = None) -> NodeResult:
+    """Ask one node (over TLS verified against `ca` when given); never raises for database or network errors."""
     started = time.monotonic()
-    endpoint = db.Endpoint(str(host.address), host.settings.galera.port, user, password)
+    endpoint = db.Endpoint(str(host.address), host.settings.galera.port, user, password, ca=ca)
     conn = None
     try:
         conn = db.connect(endpoint, connect_timeout=min(2.0, timeout), read_timeout=timeout, write_timeout=timeout)
@@ -156,7 +156,9 @@ def probe(host: Host, user: str, password: str, timeout: float = 5.0) -> NodeRes
                 conn.close()
 
 
-def probe_all(hosts: Iterable[Host], user: str, password: str, timeout: float = 5.0) -> list[NodeResult]:
+def probe_all(
+    hosts: Iterable[Host], user: str, password: str, timeout: float = 5.0, ca: Path | None = None
+) -> list[NodeResult]:
     """Probe every host at once (one daemon thread each); results in the order given.
 
     Returns after at most about `timeout` seconds: a thread still blocked then is left
@@ -168,7 +170,7 @@ def probe_all(hosts: Iterable[Host], user: str, password: str, timeout: float = 
     lock = threading.Lock()
 
     def run(i: int, host: Host) -> None:
-        result = probe(host, user, password, timeout)
+        result = probe(host, user, password, timeout, ca)
         with lock:
             results[i] = result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from toolkit import db
@@ -29,6 +30,7 @@ class Target:
     address: str
     port: int
     read_port: int | None = None  # a VIP's reads go to HAProxy's read listener (dirty reads allowed)
+    ca: Path | None = None  # the site CA on a TLS site (`Topology.client_ca`)
 
     def reads(self) -> Target:
         """Where reads go: the read listener of a VIP, else the same endpoint."""
@@ -50,24 +52,24 @@ def targets(topology: Topology, through: str) -> list[Target]:
             proxies = region.with_role("haproxy") or region.hosts
             vip = region.vips[0]
             haproxy = proxies[0].settings.haproxy
-            out.append(Target(region.name, vip.name, str(vip.address), haproxy.write_port, haproxy.read_port))
+            ca = topology.client_ca
+            out.append(Target(region.name, vip.name, str(vip.address), haproxy.write_port, haproxy.read_port, ca))
         elif region.galera_nodes:
-            node = region.galera_nodes[0]
-            out.append(Target(region.name, node.name, str(node.address), node.settings.galera.port))
+            out.append(node_target(topology, region.galera_nodes[0]))
     if not out:
         raise CannotCheck("no region has a Galera node to verify through")
     return out
 
 
-def node_target(host: Host) -> Target:
-    """A Galera node as a target."""
-    return Target(host.region, host.name, str(host.address), host.settings.galera.port)
+def node_target(topology: Topology, host: Host) -> Target:
+    """A Galera node of `topology` as a target."""
+    return Target(host.region, host.name, str(host.address), host.settings.galera.port, ca=topology.client_ca)
 
 
 def connect(target: Target, user: str, password: str, timeout: float, **session: int) -> Any:
     """A session to `target` with every call's deadline, and `session` variables set."""
     conn = db.connect(
-        db.Endpoint(target.address, target.port, user, password),
+        db.Endpoint(target.address, target.port, user, password, ca=target.ca),
         connect_timeout=min(timeout, CONNECT_TIMEOUT),
         read_timeout=timeout,
         write_timeout=timeout,

@@ -44,8 +44,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from toolkit.accounts import VERIFY_USER
 from toolkit.check import sessions
-from toolkit.check.counters import SCHEMA, SHARED, VERIFY_USER, counters_table, read_counters
+from toolkit.check.counters import SCHEMA, SHARED, counters_table, read_counters
 from toolkit.check.history import History, Op
 from toolkit.check.nodes import classify, one_line
 from toolkit.check.sessions import Target, node_target
@@ -310,7 +311,7 @@ class Worker(threading.Thread):
 def measure_rtt(history: History, hosts: Iterable[Host], samples: int, timeout: float = 2.0) -> None:
     """Record TCP connect times to each host's MariaDB port (process "setup", f "rtt")."""
     for host in hosts:
-        target = node_target(host)
+        target = Target(host.region, host.name, str(host.address), host.settings.galera.port)  # TCP only
         for _ in range(samples):
             op = history.invoke("setup", "rtt", region=host.region, host=host.name, address=target.where)
             started = time.perf_counter()
@@ -340,7 +341,7 @@ def initial_read(history: History, work: list[Target], password: str, timeout: f
 
 def final_reads(history: History, topology: Topology, password: str, options: Options, abort: threading.Event) -> None:
     """Wait (bounded) for every node to be Primary and Synced, then read each node's status and counters."""
-    nodes = [node_target(h) for h in topology.galera_nodes]
+    nodes = [node_target(topology, h) for h in topology.galera_nodes]
     if options.settle > 0 and not abort.is_set():
         with contextlib.suppress(DeadlineExceeded):  # not all Synced in time, or aborted: read them as they are
             poll(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from toolkit import tlsclient
 from toolkit.check import nodes
 from toolkit.drills.backend import Backend
 from toolkit.drills.monitor import haproxy_servers
@@ -30,7 +31,9 @@ def galera_problems(topology: Topology, secrets: Secrets) -> list[str]:
     """Nodes not Primary/Synced, or not in a cluster of every voter."""
     expected = len(topology.voters)
     out = []
-    for r in nodes.probe_all(topology.galera_nodes, nodes.HEALTH_USER, secrets["health_password"], 5.0):
+    for r in nodes.probe_all(
+        topology.galera_nodes, nodes.HEALTH_USER, secrets["health_password"], 5.0, topology.client_ca
+    ):
         if not r.answered:
             out.append(f"{r.host}: Galera does not answer ({r.error_class}: {r.error})")
         elif not r.synced or r.cluster_size != expected:
@@ -64,7 +67,7 @@ def keystone_problems(topology: Topology) -> list[str]:
     """Regions whose endpoint does not answer GET /v3 with 200."""
     out = []
     for e in keystone_endpoints(topology):
-        conn = http.client.HTTPConnection(e.address, e.port, timeout=5)
+        conn = tlsclient.http_connection(e.address, e.port, 5, e.ca)
         try:
             conn.request("GET", "/v3")
             status = conn.getresponse().status

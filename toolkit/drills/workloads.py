@@ -30,9 +30,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit import db
+from toolkit import accounts, db, tlsclient
 from toolkit.check import counters, sessions
 from toolkit.check import workload as verify
 from toolkit.check.history import History
@@ -57,6 +58,7 @@ class ServiceEndpoint:
     name: str
     address: str
     port: int
+    ca: Path | None = None  # the site CA on a TLS site: HTTPS and MySQL over TLS, checked by address
 
     @property
     def where(self) -> str:
@@ -71,9 +73,8 @@ def keystone_endpoints(topology: Topology) -> list[ServiceEndpoint]:
         proxies = region.with_role("haproxy")
         if region.vips and proxies and (topology.with_role("keystone")):
             vip = region.vips[0]
-            out.append(
-                ServiceEndpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.keystone_port)
-            )
+            port = proxies[0].settings.haproxy.keystone_port
+            out.append(ServiceEndpoint(region.name, vip.name, str(vip.address), port, topology.client_ca))
     return out
 
 
@@ -84,11 +85,12 @@ def read_endpoints(topology: Topology) -> list[ServiceEndpoint]:
         proxies = region.with_role("haproxy")
         if region.vips and proxies:
             vip = region.vips[0]
-            out.append(ServiceEndpoint(region.name, vip.name, str(vip.address), proxies[0].settings.haproxy.read_port))
+            port = proxies[0].settings.haproxy.read_port
+            out.append(ServiceEndpoint(region.name, vip.name, str(vip.address), port, topology.client_ca))
     return out
 
 
-# --- Keystone over plain HTTP (no session, no retries: every attempt is one recorded op) ---------
+# --- Keystone over HTTP(S) (no session, no retries: every attempt is one recorded op) ----------
 
 
 def http_request(
@@ -104,9 +106,9 @@ def http_request(
     Raises `Sent` when the connection fails after the request went out (the outcome is
     unknown); an error while connecting is raised as it is.
     """
-    conn = http.client.HTTPConnection(endpoint.address, endpoint.port, timeout=CONNECT_TIMEOUT)
+    conn = tlsclient.http_connection(endpoint.address, endpoint.port, CONNECT_TIMEOUT, endpoint.ca)
     try:
-        conn.connect()  # errors here: nothing was sent
+        conn.connect()  # errors here (TLS handshake included): nothing was sent
         assert conn.sock is not None
         conn.sock.settimeout(timeout)
         data = json.dumps(body).encode() if body is not None else None
@@ -324,7 +326,7 @@ class DirtyReader(_Loop):
         try:
             if self.conn is None:
                 self.conn = db.connect(
-                    db.Endpoint(e.address, e.port, counters.VERIFY_USER, self.password),
+                    db.Endpoint(e.address, e.port, accounts.VERIFY_USER, self.password, ca=e.ca),
                     connect_timeout=CONNECT_TIMEOUT,
                     read_timeout=self.timeout,
                     write_timeout=self.timeout,

@@ -26,6 +26,7 @@ from toolkit.lab.host import LabHost
 from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
 from toolkit.render import context as ctx
+from toolkit.render.firewall import RULESET
 from toolkit.secretstore import Secrets
 from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
 from toolkit.topology.model import Host, Topology
@@ -138,6 +139,18 @@ class Booter:
         network.route_regions(self.topology)
         self.progress.done(step, "cross-region traffic goes through the WAN router (delay 0)")
 
+    def firewall(self) -> None:
+        """Load every host's rendered nftables ruleset before any service starts (if the topology has one)."""
+        if not self.topology.firewall.enabled:
+            return
+        step = "firewall"
+        self.progress.begin(step)
+        for host in self.topology.hosts:
+            result = self.host(host).run(f"nft -f /{RULESET}", timeout=30)
+            if not result.ok:
+                raise LabError(f"step {step}: {host.name}: nft -f /{RULESET}: {result.stderr.strip()[-500:]}")
+        self.progress.done(step, f"{len(self.topology.hosts)} hosts accept only the flows the topology needs")
+
     def galera(self) -> None:
         """Bootstrap the first node, run the bootstrap SQL, join the rest region by region."""
         nodes = self.topology.galera_nodes
@@ -208,9 +221,10 @@ class Booter:
         """Wait until Keystone answers through every VIP."""
         for region in self.topology.regions:
             for vip in region.vips:
-                url = f"http://{vip.address}:{region.hosts[0].settings.haproxy.keystone_port}/v3"
+                url = ctx.vip_keystone_url(self.topology, vip)
                 m = self.services(vip.master or hosts[0].name)
-                self._wait(step, m, "haproxy", partial(http_ok, url, 5), f"{url} 200 through HAProxy", PROXIED_GATE)
+                ok = partial(http_ok, url, 5, self.topology.client_ca)
+                self._wait(step, m, "haproxy", ok, f"{url} 200 through HAProxy", PROXIED_GATE)
 
     def _keystone_setup(self, hosts: Sequence[Host]) -> None:
         """db_sync, Fernet and credential keys on the first host, copied to the others, then bootstrap."""
@@ -293,6 +307,7 @@ def up(topology: Topology, secrets: Secrets, state: LabState, source: Path, echo
     booter = Booter(topology, secrets, state, progress)
     booter.containers(source)
     booter.wan()
+    booter.firewall()
     booter.galera()
     booter.health()
     booter.proxies()

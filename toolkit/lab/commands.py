@@ -53,6 +53,7 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
     from toolkit import secretstore
     from toolkit.lab import boot, compose, docker
     from toolkit.lab.state import LabState
+    from toolkit.pki.store import prepare
     from toolkit.render import engine, output
     from toolkit.topology import load_with_warnings
 
@@ -61,6 +62,8 @@ def up(topology: Path, secrets_path: Path | None, lab_dir: Path) -> None:
         click.echo(str(warning), err=True)
     compose.check_addresses(model)
     secrets = secretstore.for_topology(model, secrets_path)
+    for line in prepare(model):  # the site PKI before Docker is touched (tls.create makes it)
+        click.echo(line, err=True)
     docker.require_engine()
     project = compose.project_name(model)
     running = docker.containers(project, all_states=False)

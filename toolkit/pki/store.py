@@ -194,3 +194,16 @@ def retire(topology: Topology) -> list[str]:
         return []
     site.write_bundle([ca.cert])
     return [f"{site.tls.ca_file}: dropped {dropped} previous CA{'s' if dropped > 1 else ''}"]
+
+
+def prepare(topology: Topology) -> list[str]:
+    """Before a render: make what `tls.create` asks for, then check every certificate (PkiError: nothing rendered).
+
+    A no-op without TLS; returns what `init` did, for the caller to tell the operator.
+    """
+    if not topology.tls_on:
+        return []
+    assert topology.tls is not None
+    done = init(topology) if topology.tls.create else []
+    verify.check_certificates(topology)
+    return done

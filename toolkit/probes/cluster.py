@@ -105,7 +105,11 @@ class Cluster(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is u
         from toolkit.check import nodes, quorum
 
         results = nodes.probe_all(
-            self.topology.galera_nodes, self.user, self.password, timeout=self.deadline.budget() * 0.9
+            self.topology.galera_nodes,
+            self.user,
+            self.password,
+            timeout=self.deadline.budget() * 0.9,
+            ca=self.topology.client_ca,
         )
         verdict = self.verdict = quorum.evaluate(self.topology, results)
         code = int(verdict.state)

@@ -102,6 +102,7 @@ def login(user: str, *, required: bool = False) -> Callable[[F], F]:
     """The topology, --secrets, --user and --password-file, for probes that log in somewhere."""
 
     def decorate(func: F) -> F:
+        func = _ca_option(func)
         func = password_file(func)
         func = click.option("--user", default=user, show_default=True)(func)
         func = secrets_option(func)
@@ -109,6 +110,13 @@ def login(user: str, *, required: bool = False) -> Callable[[F], F]:
 
     return decorate
 
+
+_ca_option = click.option(
+    "--ca",
+    "tls_ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA bundle to verify the server with (TLS) [default: the topology's, on a TLS site]",
+)
 
 password_file = click.option(
     "--password-file",

@@ -23,6 +23,7 @@ recv_queue, send_queue, repl_latency (s, EVS average), cert_failures (c).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import nagiosplugin
@@ -55,9 +56,11 @@ def _pymysql_without_cryptography() -> None:
 class Node(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is untyped
     """A Galera node reached over TCP; yields its wsrep status as metrics and findings."""
 
-    def __init__(self, label: str, host: str, port: int, user: str, password: str, deadline: Deadline) -> None:
+    def __init__(
+        self, label: str, host: str, port: int, user: str, password: str, deadline: Deadline, ca: Path | None = None
+    ) -> None:
         self.label, self.host, self.port = label, host, port
-        self.user, self.password, self.deadline = user, password, deadline
+        self.user, self.password, self.deadline, self.ca = user, password, deadline, ca
 
     @property
     def name(self) -> str:
@@ -74,7 +77,7 @@ class Node(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is unty
         _pymysql_without_cryptography()
         from toolkit import db
 
-        endpoint = db.Endpoint(self.host, self.port, self.user, self.password)
+        endpoint = db.Endpoint(self.host, self.port, self.user, self.password, ca=self.ca)
         budget = self.deadline.budget()
         try:
             conn = db.connect(endpoint, connect_timeout=budget, read_timeout=budget, write_timeout=budget)
@@ -188,8 +191,9 @@ def build(
     critical: str | None,
     fc_warning: str | None,
     fc_critical: str | None,
+    ca: Path | None = None,
 ) -> nagiosplugin.Check:
-    """The check of one node."""
+    """The check of one node (over TLS, verified against `ca`, when one is given)."""
 
     def ok_text(results: nagiosplugin.Results) -> str:
         size = results["cluster_size"].metric.value
@@ -197,7 +201,7 @@ def build(
         return f"{label} Primary, {comment}, ready, connected; cluster size {size}"
 
     return nagiosplugin.Check(
-        Node(label, host, port, user, password, deadline),
+        Node(label, host, port, user, password, deadline, ca),
         model.Rule("primary", _judge_primary(label)),
         _LocalState("local_state", _judge_local_state(label)),
         model.Scalar("cluster_size", warning, critical, label=f"{label}: cluster size"),
@@ -249,6 +253,7 @@ def main(
             critical=args.critical,
             fc_warning=fc_warning,
             fc_critical=fc_critical,
+            ca=args.ca_file(model_),
         )
 
     return execute(NAME, make, timeout=args.timeout, verbose=args.verbose)

@@ -7,7 +7,8 @@ Every region shares one database, so a region that rejects a good token (401/404
 almost always has Fernet keys out of sync with the issuing region.
 
 Endpoints: each region's first VIP at its HAProxy keystone_port
-(`http://VIP:5000/v3`), overridable with `--endpoint REGION=URL`.
+(`https://VIP:5000/v3` on a TLS site, verified against the site CA or `--ca`; else
+`http://`), overridable with `--endpoint REGION=URL`.
 
 States
 - CRITICAL: a region rejects the token or answers an error (named); a region's endpoint
@@ -24,6 +25,7 @@ States
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nagiosplugin
@@ -43,10 +45,15 @@ class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
     """The Keystone endpoints of every region, asked with one token."""
 
     def __init__(
-        self, endpoints: dict[str, str], issue_region: str, credentials: dict[str, str], deadline: Deadline
+        self,
+        endpoints: dict[str, str],
+        issue_region: str,
+        credentials: dict[str, str],
+        deadline: Deadline,
+        ca: Path | None = None,
     ) -> None:
         self.endpoints, self.issue_region = endpoints, issue_region
-        self.credentials, self.deadline = credentials, deadline
+        self.credentials, self.deadline, self.ca = credentials, deadline, ca
 
     def probe(self) -> list[nagiosplugin.Metric]:
         """Issue, then validate region by region."""
@@ -66,7 +73,8 @@ class Keystone(nagiosplugin.Resource):  # type: ignore[misc]  # nagiosplugin is 
         )
         direct = requests.Session()
         direct.trust_env = False  # straight to the endpoints: no http_proxy from the environment
-        session = ks_session.Session(auth=auth, timeout=self.deadline.budget(), session=direct)
+        verify: bool | str = str(self.ca) if self.ca is not None else True
+        session = ks_session.Session(auth=auth, timeout=self.deadline.budget(), session=direct, verify=verify)
         region = self.issue_region
         started = time.monotonic()
         try:
@@ -144,6 +152,8 @@ def _short(exc: BaseException) -> str:
 
 def endpoints_of(topology: Topology, overrides: dict[str, str]) -> dict[str, str]:
     """Region → Keystone URL: the first VIP at the keystone port, unless overridden."""
+    from toolkit.render import context as ctx
+
     names = [r.name for r in topology.regions]
     unknown = sorted(set(overrides) - set(names))
     if unknown:
@@ -153,8 +163,7 @@ def endpoints_of(topology: Topology, overrides: dict[str, str]) -> dict[str, str
         if region.name in overrides:
             out[region.name] = overrides[region.name]
         elif region.vips:
-            port = region.hosts[0].settings.haproxy.keystone_port
-            out[region.name] = f"http://{region.vips[0].address}:{port}/v3"
+            out[region.name] = ctx.vip_keystone_url(topology, region.vips[0])
     return out
 
 
@@ -187,7 +196,7 @@ def main(args: ProbeArgs, *, endpoints: dict[str, str], issue_region: str | None
         return model.check(
             NAME,
             ok_text,
-            Keystone(urls, issuer, credentials, deadline),
+            Keystone(urls, issuer, credentials, deadline, args.ca_file(model_)),
             model.Scalar("latency", args.warning, args.critical),
         )
 

@@ -71,6 +71,7 @@ class ProbeArgs:
     password_file: Path | None = None
     warning: str | None = None
     critical: str | None = None
+    tls_ca: Path | None = None  # --ca: the CA bundle servers are verified with
 
     @classmethod
     def split(cls, opts: dict[str, Any]) -> tuple[ProbeArgs, dict[str, Any]]:
@@ -90,6 +91,13 @@ class ProbeArgs:
         if model is None:
             raise ProbeUnknown("no topology given")
         return model
+
+    def ca_file(self, topology: Topology | None) -> Path | None:
+        """`--ca`, else the topology's CA bundle on a TLS site, else None (plaintext); UNKNOWN if it is missing."""
+        ca = self.tls_ca or (topology.client_ca if topology is not None else None)
+        if ca is not None and not ca.is_file():
+            raise ProbeUnknown(f"CA bundle {ca}: no such file (--ca, or the topology's tls: section)")
+        return ca
 
     def password(self, topology: Topology | None, secret: str) -> str:
         """`--password-file`'s first line, else the secret `secret` (`--secrets` or the topology's file)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolkit import haproxy_names
+from toolkit import haproxy_names, tlsfiles
 from toolkit.render import zone
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Region, Topology, Vip
@@ -54,7 +54,23 @@ def provider_options(topology: Topology, host: Host) -> list[tuple[str, str]]:
         ("gcache.size", g.gcache_size),
         ("pc.weight", str(g.weight)),
     ]
-    return options
+    return options + socket_ssl(topology, "galera")
+
+
+def socket_ssl(topology: Topology, role: str) -> list[tuple[str, str]]:
+    """Galera's replication and IST over TLS (`socket.ssl_*`) for a galera or garbd host; [] without TLS.
+
+    The AEAD-only cipher list is the version floor too: Galera has no protocol option.
+    """
+    if not topology.tls_on:
+        return []
+    d = tlsfiles.BY_ROLE[role]
+    return [
+        ("socket.ssl_cert", d.cert),
+        ("socket.ssl_key", d.key),
+        ("socket.ssl_ca", d.ca),
+        ("socket.ssl_cipher", tlsfiles.CIPHERS),
+    ]
 
 
 def slave_threads(host: Host) -> int:
@@ -178,7 +194,27 @@ def db_address(region: Region) -> str:
     return str(proxies[0].address) if proxies else str(region.galera_nodes[0].address)
 
 
+def database_url(topology: Topology, region: Region) -> str:
+    """Keystone's `[database] connection` after `user:password@`: where, which schema, which TLS checks.
+
+    On a TLS site the node's certificate is checked against the site CA and against the
+    address dialled (the proxy VIP: every node's certificate carries the listener addresses
+    of each region whose proxies may send it clients, `toolkit.pki.names`).
+    """
+    url = f"{db_address(region)}:{db_port(region)}/keystone"
+    if topology.tls_on:
+        url += f"?ssl_ca={tlsfiles.BY_ROLE['keystone'].ca}&ssl_check_hostname=true"
+    return url
+
+
 def keystone_url(topology: Topology, region: Region) -> str:
-    """The public Keystone endpoint of a region, as published in the catalog."""
+    """The public Keystone endpoint of a region, as published in the catalog (https on a TLS site)."""
     port = region.hosts[0].settings.haproxy.keystone_port
-    return f"http://{zone.fqdn(topology, zone.keystone_name(region))}:{port}/v3"
+    name = zone.fqdn(topology, zone.keystone_name(region))
+    return f"{tlsfiles.scheme(topology.tls_on)}://{name}:{port}/v3"
+
+
+def vip_keystone_url(topology: Topology, vip: Vip) -> str:
+    """Keystone's endpoint on one VIP, by address (its certificate carries it)."""
+    port = topology.region(vip.region).hosts[0].settings.haproxy.keystone_port
+    return f"{tlsfiles.scheme(topology.tls_on)}://{vip.address}:{port}/v3"

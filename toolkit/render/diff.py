@@ -1,7 +1,8 @@
 """What a render would change in an existing output directory, and the reload plan.
 
-Secrets are masked in every line shown. The plan restarts Galera one node at a time,
-region by region, before proxies and the rest, so the cluster never loses quorum.
+Secrets are masked in every line shown; a file holding a private key shows no line at all.
+The plan restarts Galera one node at a time, region by region, before proxies and the
+rest, so the cluster never loses quorum.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ _RELOAD_ORDER = (
     "dns",
 )
 MASK = "********"
+KEY_HIDDEN = "  (holds a private key: contents not shown)\n"
+
+
+def holds_key(text: str) -> bool:
+    """Whether a file's text holds a PEM private key (a TLS key, HAProxy's combined PEM)."""
+    return "PRIVATE KEY-----" in text
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,9 @@ def changes(files: list[RenderedFile], out: Path, secrets: Secrets) -> list[Chan
         if old == f.content:
             continue
         status = "added" if old is None else "changed"
+        if holds_key(f.content) or holds_key(old or ""):
+            result.append(Change(f.path, f.host, status, KEY_HIDDEN, f.service, f.reload))
+            continue
         diff = "".join(
             difflib.unified_diff(
                 mask_existing(old or "", secrets, contexts).splitlines(keepends=True),
@@ -128,6 +138,9 @@ def changes(files: list[RenderedFile], out: Path, secrets: Secrets) -> list[Chan
             diff = "  (only secret values changed; masked)\n"
         result.append(Change(f.path, f.host, status, diff, f.service, f.reload))
     for path, old in existing.items():
+        if holds_key(old):
+            result.append(Change(path, path.split("/", 1)[0], "removed", KEY_HIDDEN, "", "remove the file by hand"))
+            continue
         diff = "".join(
             difflib.unified_diff(
                 mask_existing(old, secrets, contexts).splitlines(keepends=True),

@@ -13,6 +13,10 @@ from typing import Any
 
 import jinja2
 
+from toolkit import tlsfiles
+from toolkit.accounts import accounts
+from toolkit.errors import PkiError, Problem
+from toolkit.pki import verify
 from toolkit.render import context as ctx
 from toolkit.render import firewall, zone
 from toolkit.secretstore import Secrets
@@ -88,9 +92,10 @@ def _galera(topology: Topology, host: Host) -> dict[str, Any]:
 def _garbd(topology: Topology, host: Host) -> dict[str, Any]:
     peers = [h.gcomm_address for h in topology.voters if h.name != host.name]
     evs = evs_timeouts(topology, host)
+    options = [f"evs.{k}={ctx.iso_period(v)}" for k, v in evs.items()]
     return {
         "peers": peers,
-        "evs_options": [f"evs.{k}={ctx.iso_period(v)}" for k, v in evs.items()],
+        "evs_options": options + [f"{k}={v}" for k, v in ctx.socket_ssl(topology, "garbd")],
     }
 
 
@@ -103,6 +108,7 @@ def _haproxy(topology: Topology, host: Host) -> dict[str, Any]:
         "galera_read": ctx.balanced_backends(topology, region, "galera"),
         "keystone": ctx.balanced_backends(topology, region, "keystone"),
         "detection": ctx.haproxy_time(host.settings.haproxy.detection_bound),
+        "fqdn": lambda name: zone.fqdn(topology, name),
     }
 
 
@@ -119,8 +125,7 @@ def _keystone(topology: Topology, host: Host) -> dict[str, Any]:
     region = topology.region(host.region)
     return {
         "ks": host.settings.keystone,
-        "db_address": ctx.db_address(region),
-        "db_port": ctx.db_port(region),
+        "database_url": ctx.database_url(topology, region),
         "memcache": ctx.memcache_servers(region),
     }
 
@@ -134,7 +139,7 @@ def _nftables(topology: Topology, host: Host) -> dict[str, Any]:
     return {
         "icmp": firewall.nft_set(firewall.ICMP_TYPES),
         "icmpv6": firewall.nft_set(firewall.ICMPV6_TYPES),
-        "rules": [firewall.rule(f) for f in firewall.inbound_flows(topology, host)],
+        "rules": [firewall.rule(f) for f in firewall.inbound_flows(topology, host)] + firewall.closing_rules(host),
     }
 
 
@@ -258,13 +263,43 @@ SPECS = (
 )
 
 
+def _read(path: Path, host: Host, what: str) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM text"
+        raise PkiError([Problem(str(path), None, f"host {host.name}", f"{what} cannot be read: {reason}")]) from None
+
+
+def tls_files(topology: Topology, host: Host) -> list[RenderedFile]:
+    """Each TLS service's own copy of the CA bundle and of `host`'s certificate and key (none without TLS)."""
+    tls = topology.tls
+    if tls is None or not tls.enabled:
+        return []
+    ca = _read(tls.ca_file, host, "CA bundle")
+    cert = _read(verify.cert_file(tls, host.name), host, "certificate")
+    key = _read(verify.key_file(tls, host.name), host, "key")
+    files = []
+    for role, d in tlsfiles.BY_ROLE.items():
+        if not host.has(role):
+            continue
+        pairs = [(d.cert, cert + key)] if d.combined else [(d.cert, cert), (d.key, key)]
+        files.append(RenderedFile(f"{host.name}{d.ca}", host.name, ca, d.service, d.reload, 0o644, d.owner))
+        for target, content in pairs:
+            mode = 0o600 if target == d.key else 0o644
+            files.append(RenderedFile(f"{host.name}{target}", host.name, content, d.service, d.reload, mode, d.owner))
+    return files
+
+
 def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
     """Every file of the topology, sorted by path; nothing is written."""
     env = environment()
-    common = {"topology": topology, "secrets": _SecretView(secrets)}
+    tls = tlsfiles.BY_ROLE if topology.tls_on else None
+    common = {"topology": topology, "secrets": _SecretView(secrets), "tls": tls, "ciphers": tlsfiles.CIPHERS}
     files: list[RenderedFile] = []
     zone_text = zone.build(topology)
     for host in topology.hosts:
+        files += tls_files(topology, host)
         base = {**common, "host": host, "region": topology.region(host.region)}
         for spec in SPECS:
             if not spec.applies(topology, host):
@@ -302,7 +337,10 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
         )
     )
     has_keystone = bool(topology.with_role("keystone"))
-    sql = env.get_template("galera/bootstrap.sql.j2").render({**common, "keystone": has_keystone})
+    statements = [line for a in accounts(topology) for line in a.statements(secrets[a.secret])]
+    sql = env.get_template("galera/bootstrap.sql.j2").render(
+        {**common, "keystone": has_keystone, "statements": statements}
+    )
     files.append(
         RenderedFile(
             "sql/bootstrap.sql",

@@ -119,6 +119,7 @@ def _galera(topology: Topology, host: Host) -> list[Flow]:
         *_flow("tcp", (g.port,), proxies_of(topology, host, "galera"), "haproxy galera-write/galera-read servers"),
         *_flow("tcp", (g.health_port,), proxies_of(topology, host, "galera", checking=True), "haproxy health checks"),
         *_flow("tcp", (g.port, g.health_port), _networks(fw.monitoring), "monitoring: kgt check/probe, health"),
+        *_flow("tcp", (g.port,), _networks(fw.admin_networks or ()), "admin networks: kgt_admin"),
     ]
 
 
@@ -238,6 +239,16 @@ def nft_set(items: Iterable[object]) -> str:
     """One value bare, several as an anonymous set: `22`, `{ 3306, 4567 }`."""
     texts = [_address(i) if isinstance(i, (IPv4Network, IPv4Address)) else str(i) for i in items]
     return texts[0] if len(texts) == 1 else "{ " + ", ".join(texts) + " }"
+
+
+# The last rule of a keepalived host: VRRP from anyone but its region's proxies is dropped
+# by the policy anyway; counting it shows a refused advert (a spoofed or misrouted MASTER).
+VRRP_REFUSED = 'ip protocol vrrp counter drop comment "vrrp from anyone else: counted, dropped"'
+
+
+def closing_rules(host: Host) -> list[str]:
+    """Rules after every accepted flow: the counted VRRP drop on keepalived hosts."""
+    return [VRRP_REFUSED] if host.has("keepalived") else []
 
 
 def rule(flow: Flow) -> str:

@@ -228,6 +228,11 @@ class TlsDoc(_Strict):
     days: Annotated[int, Field(ge=1, le=825)] = Field(
         default=365, description="validity of the host certificates kgt issues, in days"
     )
+    create: bool = Field(
+        default=False,
+        description="render and `kgt lab up` make the CA and any missing host certificate first, as "
+        "`kgt pki init` does (labs; like secrets.create); not with ca/certs",
+    )
 
 
 class FirewallDoc(_Strict):

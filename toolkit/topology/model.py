@@ -101,6 +101,7 @@ class Tls:
     ca_file: Path
     certs_dir: Path
     days: int
+    create: bool = False  # render and lab up run `kgt pki init` first
 
     @property
     def managed(self) -> bool:
@@ -114,7 +115,7 @@ class Tls:
         if doc.ca is not None or doc.certs is not None:
             return cls(doc.enabled, None, base / (doc.ca or ""), base / (doc.certs or ""), doc.days)
         directory = base / (doc.dir or f"{source.stem}.pki")
-        return cls(doc.enabled, directory, directory / "ca-bundle.crt", directory / "certs", doc.days)
+        return cls(doc.enabled, directory, directory / "ca-bundle.crt", directory / "certs", doc.days, doc.create)
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,16 @@ class Topology(HostGroup):
             tls=Tls.from_document(doc.tls, source) if doc.tls is not None else None,
             firewall=Firewall.from_document(doc.firewall, tuple(r.subnet for r in regions)),
         )
+
+    @property
+    def tls_on(self) -> bool:
+        """Whether the site runs TLS: a `tls:` section that is not `enabled: false`."""
+        return self.tls is not None and self.tls.enabled
+
+    @property
+    def client_ca(self) -> Path | None:
+        """The CA bundle kgt's own clients (check, probe, drill, lab) verify servers with; None without TLS."""
+        return self.tls.ca_file if self.tls is not None and self.tls.enabled else None
 
     @cached_property
     def hosts(self) -> tuple[Host, ...]:

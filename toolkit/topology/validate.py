@@ -351,6 +351,8 @@ def tls_files(site: Site) -> Found:
         return
     if tls.dir is not None and (tls.ca is not None or tls.certs is not None):
         yield site.error(("tls", "dir"), "give either dir (kgt runs the CA) or ca and certs (your own CA), not both")
+    if tls.create and (tls.ca is not None or tls.certs is not None):
+        yield site.error(("tls", "create"), "create makes kgt's own CA: not with ca and certs (your own CA)")
     for key, other in (("ca", "certs"), ("certs", "ca")):
         if getattr(tls, key) is not None and getattr(tls, other) is None:
             yield site.error(("tls", key), f"tls.{key} needs tls.{other} too (your CA and the folder of HOST.crt/.key)")
