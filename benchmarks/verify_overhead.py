@@ -127,6 +127,8 @@ def client_args(target: sessions.Target, defaults: Path) -> list[str]:
         "-N",
         "-B",
         "--unbuffered",
+        # Over TLS on a TLS site, verified as kgt's own client verifies it.
+        *(["--ssl", f"--ssl-ca={target.ca}", "--ssl-verify-server-cert"] if target.ca is not None else []),
     ]
 
 

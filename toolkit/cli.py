@@ -148,11 +148,14 @@ def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) ->
 def diff(topology: Path, against: Path, secrets_path: Path | None) -> None:
     """Show what a render would change in AGAINST (secrets masked) and the reload plan."""
     from toolkit import secretstore
+    from toolkit.pki.verify import check_certificates
     from toolkit.render import diff as differ
     from toolkit.render import engine
 
     model = _load(topology)
     secrets = secretstore.for_topology(model, secrets_path)
+    if model.tls_on:
+        check_certificates(model)  # the same check as render's: one line per bad certificate
     changed = differ.changes(engine.render(model, secrets), against, secrets)
     if not changed:
         click.echo("no changes")

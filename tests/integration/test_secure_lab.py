@@ -245,3 +245,18 @@ def test_each_account_works_from_its_sources_and_is_refused_elsewhere(lab: Lab) 
             cur.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
     finally:
         conn.close()
+
+
+def test_probe_cert_is_ok_for_what_every_vip_and_node_presents_and_critical_for_the_wrong_one(lab: Lab) -> None:
+    topology = lab.topology
+    path = str(lab.topology_path)
+    for vip in topology.vips:
+        done = lab.kgt("probe", "cert", path, "--vip", vip.name, timeout=60)
+        assert done.returncode == 0 and done.stdout.startswith("KGT CERT OK"), done.stdout + done.stderr
+    for node in topology.galera_nodes:  # the MariaDB client port: MySQL's SSL request, then TLS
+        done = lab.kgt("probe", "cert", path, "--node", node.name, timeout=60)
+        assert done.returncode == 0 and done.stdout.startswith("KGT CERT OK"), done.stdout + done.stderr
+    # r2's VIP answering where r1's is expected: a certificate of the site CA, for other names.
+    r1, r2 = topology.region("r1").vips[0], topology.region("r2").vips[0]
+    done = lab.kgt("probe", "cert", path, "--vip", r1.name, "-H", str(r2.address), timeout=60)
+    assert done.returncode == 2 and done.stdout.startswith("KGT CERT CRITICAL"), done.stdout + done.stderr

@@ -105,6 +105,8 @@ def topology_yaml(name: str, prefix: str, regions: int, per_region: int, rtt: st
         "defaults:",
         "  cores: 2",
         "  galera: {gcache_size: 64M, innodb_buffer_pool_size: 64M, max_connections: 100, sst_method: rsync}",
+        # kgt and the tests connect from the loopback addresses: the accounts' admin and monitoring sources.
+        "firewall: {admin_networks: [127.0.0.0/8], monitoring: [127.0.0.0/8]}",
         "regions:",
     ]
     for r in range(1, regions + 1):

@@ -74,8 +74,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def garbd_verdict(options: list[tuple[str, str]], workdir: Path, timeout: float) -> bool | None:
-    """True: gcomm logged "EVS version" (accepted); False: "out of range"; None: no verdict."""
+def garbd_verdict(
+    options: list[tuple[str, str]], workdir: Path, timeout: float, seen: list[str] | None = None
+) -> bool | None:
+    """True: gcomm logged "EVS version" (accepted); False: "out of range"; None: no verdict.
+
+    Every line garbd printed is appended to `seen` (for the message when no run gives a verdict)."""
     assert GARBD
     listen = f"tcp://127.0.0.1:{free_port()}"
     text = "; ".join([f"gmcast.listen_addr={listen}", *(f"{k}={v}" for k, v in options)])
@@ -90,6 +94,8 @@ def garbd_verdict(options: list[tuple[str, str]], workdir: Path, timeout: float)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if seen is not None:
+                seen.append(line.rstrip())
             if "out of range" in line:
                 return False
             if "EVS version" in line:
@@ -109,11 +115,14 @@ def garbd_accepts(options: list[tuple[str, str]], workdir: Path, timeout: float 
     schedparams … No such process" (a start-up race in gcomm's thread set-up, seen on a busy
     2-core machine); that run gave no verdict, so it is asked again, a bounded number of times.
     """
+    seen: list[str] = []
     for _ in range(10):
-        verdict = garbd_verdict(options, workdir, timeout)
+        seen.clear()
+        verdict = garbd_verdict(options, workdir, timeout, seen)
         if verdict is not None:
             return verdict
-    raise AssertionError(f"garbd gave no verdict in 10 runs on {options}")
+    last = "\n".join(seen[-15:])
+    raise AssertionError(f"garbd gave no verdict in 10 runs on {options}; the last run printed:\n{last}")
 
 
 @pytest.mark.skipif(GARBD is None, reason="garbd (galera-arbitrator-4) is not installed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders import EXAMPLE_SECRETS, example_text, write_topology
@@ -164,3 +165,21 @@ def test_diff_never_shows_a_private_key(tmp_path: Path, files: dict[str, engine.
     keys = [c for c in changed if "PRIVATE KEY" in files[c.path].content]
     assert keys and all(c.diff == differ.KEY_HIDDEN for c in keys)
     assert not any("PRIVATE KEY" in c.diff for c in changed)
+
+
+def test_kgt_diff_after_a_certificate_rotation_names_the_files_and_shows_no_key(kgt: Any, tmp_path: Path) -> None:
+    path = write_topology(tmp_path, example_text("tls: {create: true}"), "example.yaml")
+    out = tmp_path / "out"
+    assert kgt("render", path, "-o", out).code == 0
+    assert kgt("pki", "rotate", path, "--host", "r1-proxy1").code == 0
+    result = kgt("diff", path, "--against", out)
+    assert result.code == 0, result.err
+    assert "changed: r1-proxy1/etc/haproxy/tls/server.pem\n" + differ.KEY_HIDDEN in result.out
+    assert "1. r1-proxy1: systemctl reload haproxy" in result.out
+    key = (tmp_path / "example.pki/certs/r1-proxy1.key").read_text().splitlines()[1]
+    assert key not in result.out and "PRIVATE KEY" not in result.out
+    (tmp_path / "example.pki/certs/r2-db1.crt").unlink()
+    refused = kgt("diff", path, "--against", out)
+    assert refused.code == 1 and refused.out == ""
+    [line] = refused.err.splitlines()
+    assert line.startswith(f"{tmp_path / 'example.pki/certs/r2-db1.crt'}: host r2-db1: certificate missing"), line

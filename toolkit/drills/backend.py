@@ -243,6 +243,8 @@ class LabBackend(Backend):
             for h in stopped:
                 # Pid files survive in the container's layer; a reused pid would make start a no-op.
                 self._h(h).run("rm -f /run/kgt/*.pid", timeout=15)
+                # A new network namespace: the host's firewall is loaded again, as at a real boot.
+                network.load_firewall(self.topology, h)
         network.route_regions(self.topology)
 
     # -- services --------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from toolkit.lab.host import LabHost
 from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
 from toolkit.render import context as ctx
-from toolkit.render.firewall import RULESET
 from toolkit.secretstore import Secrets
 from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
 from toolkit.topology.model import Host, Topology
@@ -145,10 +144,9 @@ class Booter:
             return
         step = "firewall"
         self.progress.begin(step)
-        for host in self.topology.hosts:
-            result = self.host(host).run(f"nft -f /{RULESET}", timeout=30)
-            if not result.ok:
-                raise LabError(f"step {step}: {host.name}: nft -f /{RULESET}: {result.stderr.strip()[-500:]}")
+        with _in_step(step):
+            for host in self.topology.hosts:
+                network.load_firewall(self.topology, host)
         self.progress.done(step, f"{len(self.topology.hosts)} hosts accept only the flows the topology needs")
 
     def galera(self) -> None:

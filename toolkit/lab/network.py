@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from toolkit.errors import DeadlineExceeded, LabError
 from toolkit.lab.compose import ROUTER, ROUTER_NAME
 from toolkit.lab.host import LabHost
+from toolkit.render.firewall import RULESET
 from toolkit.retry import poll
-from toolkit.topology.model import Topology
+from toolkit.topology.model import Host, Topology
 
 WAN_CONFIG = "/run/kgt/wan.json"
 # The lab's WAN setting (`kgt lab wan --rtt/--loss`), kept in the router so that a drill's
@@ -244,3 +245,14 @@ def tcp_connect_ms(source: str, address: str, port: int, count: int = 5) -> list
     if not result.ok:
         raise LabError(f"{source}: connect to {address}:{port} failed: {result.stderr.strip()[-300:]}")
     return [float(x) for x in json.loads(result.stdout)]
+
+
+def load_firewall(topology: Topology, host: Host) -> None:
+    """Load `host`'s rendered nftables ruleset in its container, as nftables.service does at a real
+    host's boot: on `kgt lab up`, and again after a drill powers the container back on (a
+    stopped container's network namespace, and with it the ruleset, is gone). No-op without one."""
+    if not topology.firewall.enabled:
+        return
+    result = LabHost(host.name).run(f"nft -f /{RULESET}", timeout=30)
+    if not result.ok:
+        raise LabError(f"{host.name}: nft -f /{RULESET}: {result.stderr.strip()[-500:]}")

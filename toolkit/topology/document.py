@@ -249,12 +249,15 @@ class FirewallDoc(_Strict):
         description="who may reach the VIPs (Keystone, Galera listeners) and DNS; default: every region subnet",
     )
     admin_networks: list[IPv4Network] | None = Field(
-        default=None, description="who may reach SSH and HAProxy stats; default: anywhere"
+        default=None,
+        description="who may reach SSH and HAProxy stats (default: anywhere), and where kgt_admin may log in "
+        "from (default: localhost only); read even with the firewall off",
     )
     monitoring: list[IPv4Network] = Field(
         default_factory=list,
         description="addresses or networks where kgt check, probe and drill run (health endpoints, MariaDB, "
-        "HAProxy stats, the VIPs, DNS); default: none",
+        "HAProxy stats, the VIPs, DNS; the kgt_health and kgt_verify accounts' sources, even with the firewall "
+        "off); default: none",
     )
     ssh: bool = Field(default=True, description="accept SSH; false closes it (only when written explicitly)")
     ssh_port: Port = 22

@@ -362,7 +362,8 @@ def firewall(site: Site) -> Found:
     """The `firewall:` section can lock nobody out by accident and opens no service by its SSH rule."""
     fw = site.doc.firewall
     if not fw.enabled:
-        unused = sorted(fw.model_fields_set - {"enabled"})
+        # admin_networks and monitoring also name the database accounts' sources (toolkit.accounts).
+        unused = sorted(fw.model_fields_set - {"enabled", "admin_networks", "monitoring"})
         if unused:
             yield site.warning(("firewall",), f"firewall settings {', '.join(unused)} are ignored: enabled is false")
         return
