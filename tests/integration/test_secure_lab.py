@@ -20,6 +20,7 @@ from cryptography import x509
 
 from tests.integration.conftest import Lab
 from toolkit import accounts
+from toolkit.drills.monitor import haproxy_servers
 from toolkit.pki.names import subject_alt_names
 from toolkit.services import REJOIN
 
@@ -260,3 +261,46 @@ def test_probe_cert_is_ok_for_what_every_vip_and_node_presents_and_critical_for_
     r1, r2 = topology.region("r1").vips[0], topology.region("r2").vips[0]
     done = lab.kgt("probe", "cert", path, "--vip", r1.name, "-H", str(r2.address), timeout=60)
     assert done.returncode == 2 and done.stdout.startswith("KGT CERT CRITICAL"), done.stdout + done.stderr
+
+
+def test_clients_that_never_finish_the_tls_handshake_keep_keystone_down_for_at_most_the_worker_timeout(
+    lab: Lab,
+) -> None:
+    """What a WAN cut in the middle of a handshake leaves: a peer that is gone, its reset lost.
+
+    Every sync worker of r1-db1's gunicorn is given a connection that never sends its TLS
+    ClientHello; Keystone must answer again within gunicorn's --timeout (30 s) plus a boot,
+    while those connections are still open.
+    """
+    import socket
+    import time
+
+    from toolkit.services import http_ok
+
+    topology = lab.topology
+    host = topology.host("r1-db1")
+    port = host.settings.keystone.port
+    url = f"https://{host.address}:{port}/v3"
+    assert http_ok(url, 5, topology.client_ca)
+    silent = [
+        socket.create_connection((str(host.address), port), timeout=5) for _ in range(host.settings.keystone.workers)
+    ]
+    try:
+        started = time.monotonic()
+        time.sleep(1)
+        assert not http_ok(url, 2, topology.client_ca)  # every worker waits for a handshake
+        while not http_ok(url, 2, topology.client_ca):
+            assert time.monotonic() - started < 60, "Keystone still stuck after 60 s"
+            time.sleep(1)
+        assert time.monotonic() - started >= 25  # freed by the worker timeout, not by chance
+    finally:
+        for s in silent:
+            s.close()
+    # Leave the lab as found: every proxy has the server UP again.
+    stats = lab.secrets["haproxy_stats_password"]
+    deadline = time.monotonic() + 30
+    while not all(
+        haproxy_servers(p, stats).get(f"keystone-api/{host.name}") == "UP" for p in topology.with_role("haproxy")
+    ):
+        assert time.monotonic() < deadline, "HAProxy did not mark the Keystone server UP again"
+        time.sleep(0.5)
