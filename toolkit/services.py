@@ -228,13 +228,14 @@ SERVICES: dict[str, Service] = {
         ),
         Service(
             # Its WSGI application under gunicorn (argv cleared by /docker/keystone_wsgi.py). A sync
-            # worker blocks in a client's TLS handshake; when a WAN cut eats the peer's reset (HAProxy
-            # ends its checks with one), only the arbiter's --timeout frees it: 30 s, where one
-            # Keystone request takes well under a second (at 120 s a region's two workers stayed
-            # stuck past the drills' 90 s healthy bound after a cut at 50 ms RTT).
+            # worker serves one connection and reads without a timeout: /docker/keystone_gunicorn.py
+            # gives every TLS connection a 5 s deadline, so a peer a WAN cut took away mid-handshake
+            # (its reset lost) cannot hold the region's workers; --timeout 30 recycles any worker
+            # stuck anyway (one Keystone request takes well under a second).
             "keystone",
             "keystone",
-            "/opt/keystone/bin/gunicorn --chdir /docker -b {address}:{settings.keystone.port} "
+            "/opt/keystone/bin/gunicorn -c /docker/keystone_gunicorn.py --chdir /docker "
+            "-b {address}:{settings.keystone.port} "
             "-w {settings.keystone.workers} --timeout 30{keystone_tls} keystone_wsgi:application",
             env=KEYSTONE_ENV,
             health=http("{scheme}://{address}:{settings.keystone.port}/v3", timeout=5),

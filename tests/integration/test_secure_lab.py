@@ -263,14 +263,15 @@ def test_probe_cert_is_ok_for_what_every_vip_and_node_presents_and_critical_for_
     assert done.returncode == 2 and done.stdout.startswith("KGT CERT CRITICAL"), done.stdout + done.stderr
 
 
-def test_clients_that_never_finish_the_tls_handshake_keep_keystone_down_for_at_most_the_worker_timeout(
+def test_clients_that_never_finish_the_tls_handshake_hold_keystone_for_the_handshake_deadline_only(
     lab: Lab,
 ) -> None:
     """What a WAN cut in the middle of a handshake leaves: a peer that is gone, its reset lost.
 
     Every sync worker of r1-db1's gunicorn is given a connection that never sends its TLS
-    ClientHello; Keystone must answer again within gunicorn's --timeout (30 s) plus a boot,
-    while those connections are still open.
+    ClientHello; Keystone must answer again within the 5 s handshake deadline
+    (docker/keystone_gunicorn.py) plus slack, while those connections are still open
+    (without the deadline it stayed stuck until gunicorn's arbiter killed the workers).
     """
     import socket
     import time
@@ -288,11 +289,10 @@ def test_clients_that_never_finish_the_tls_handshake_keep_keystone_down_for_at_m
     try:
         started = time.monotonic()
         time.sleep(1)
-        assert not http_ok(url, 2, topology.client_ca)  # every worker waits for a handshake
+        assert not http_ok(url, 1.5, topology.client_ca)  # every worker waits for a handshake
         while not http_ok(url, 2, topology.client_ca):
-            assert time.monotonic() - started < 60, "Keystone still stuck after 60 s"
-            time.sleep(1)
-        assert time.monotonic() - started >= 25  # freed by the worker timeout, not by chance
+            assert time.monotonic() - started < 15, "Keystone still stuck after 15 s (the deadline is 5 s)"
+            time.sleep(0.5)
     finally:
         for s in silent:
             s.close()
