@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.topologies import replace_tls  # noqa: E402
+
 EXAMPLE = ROOT / "topology" / "example.yaml"
 GOAL = 1.15
 
@@ -42,7 +45,7 @@ def variant(directory: Path, tls: bool) -> Path:
     directory.mkdir(parents=True)
     text = EXAMPLE.read_text()
     if not tls:
-        text = re.sub(r"^tls:.*\n(?:[ #].*\n)*", "", text, flags=re.M)
+        text = replace_tls(text)
     path = directory / "example.yaml"
     path.write_text(text)
     return path

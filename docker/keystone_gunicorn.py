@@ -17,7 +17,6 @@ Used as `gunicorn -c /docker/keystone_gunicorn.py …` (toolkit/services.py) wit
 import ssl
 
 DEADLINE = 5.0  # seconds a TLS client may take for its handshake and each read or write
-CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"  # toolkit/tlsfiles.py: the site's floor
 
 
 class _DeadlineContext(ssl.SSLContext):
@@ -29,9 +28,10 @@ class _DeadlineContext(ssl.SSLContext):
 
 
 def ssl_context(conf, default_ssl_context_factory):
-    """gunicorn's hook: the site's certificate, TLS 1.2+, the site's ciphers, and the deadline."""
+    """gunicorn's hook: the certificate and ciphers of its command line (--certfile, --keyfile,
+    --ciphers: toolkit/services.py), TLS 1.2+, and the deadline."""
     context = _DeadlineContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(conf.certfile, conf.keyfile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(CIPHERS)
+    context.set_ciphers(conf.ciphers)
     return context

@@ -324,12 +324,13 @@ class ServiceManager(abc.ABC):
     def fill(self, template: str, **extra: object) -> str:
         """A command or target template filled from this host and its site."""
         tls = tlsfiles.BY_ROLE["keystone"]
+        gunicorn_tls = f" --certfile {tls.cert} --keyfile {tls.key} --ciphers {tlsfiles.CIPHERS}"
         fields = {
             **host_fields(self.host),
             "domain": self.topology.domain,
             "first_region": self.topology.regions[0].name,
             "scheme": tlsfiles.scheme(self.topology.tls_on),
-            "keystone_tls": f" --certfile {tls.cert} --keyfile {tls.key}" if self.topology.tls_on else "",
+            "keystone_tls": gunicorn_tls if self.topology.tls_on else "",
         }
         return template.format_map({**fields, **extra})
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from tests.integration.conftest import ROOT, Lab
 from tests.support.history import assert_no_ok_write_while_non_primary
+from tests.support.topologies import replace_tls
 from toolkit import accounts
 from toolkit.lab import network
 
@@ -94,12 +94,7 @@ CLIENT = "r1-db1"  # a client inside region r1: its RTT to the other regions cro
 def client_topology(lab: Lab, address: str) -> str:
     """The lab's topology as a client inside a region uses it: the site CA beside it, and that
     client named a monitoring and admin host (what an operator writes for a host that runs kgt)."""
-    text = re.sub(
-        r"^tls:.*\n(?:[ #].*\n)*",
-        "tls: {ca: kgt-ca.crt, certs: kgt-certs}\n",
-        lab.topology_path.read_text(),
-        flags=re.M,
-    )
+    text = replace_tls(lab.topology_path.read_text(), "tls: {ca: kgt-ca.crt, certs: kgt-certs}\n")
     text = text.replace("monitoring: [10.213.0.1]", f"monitoring: [10.213.0.1, {address}]")
     return text.replace("admin_networks: [10.213.0.0/24]", f"admin_networks: [10.213.0.0/24, {address}/32]")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from tests.support.topologies import replace_tls
 from toolkit import secretstore
 from toolkit.topology import Topology, load
 
@@ -112,7 +112,7 @@ def topology_data(
 
 def without_tls(text: str) -> str:
     """A topology's text with its `tls:` section (a top-level block) removed."""
-    return re.sub(r"^tls:.*\n(?:[ #].*\n)*", "", text, flags=re.M)
+    return replace_tls(text)
 
 
 def example_text(tls: str | None = None) -> str:
