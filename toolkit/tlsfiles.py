@@ -6,7 +6,8 @@ can be reloaded alone: MariaDB (client port, Galera replication and IST, SST thr
 stunnel or socat) in `/etc/mysql/tls`, garbd in `/etc/kgt/garbd-tls`, HAProxy (the
 Keystone listener on the VIPs, and its HTTPS to the Keystone servers) in
 `/etc/haproxy/tls` with certificate and key in one `server.pem` as HAProxy reads them,
-Keystone's gunicorn (HTTPS to HAProxy) and its database client in `/etc/keystone/tls`.
+Keystone's gunicorn (HTTPS to HAProxy) and its database client in `/etc/keystone/tls`,
+an etcd member (client and peer ports) in `/etc/etcd/tls`.
 
 The cipher list is the one floor every TLS speaker here is given: ECDHE key exchange
 with AEAD ciphers only, which no protocol before TLS 1.2 offers, so it is a version
@@ -19,6 +20,15 @@ from dataclasses import dataclass
 
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 MIN_VERSION = "TLSv1.2"  # and TLS 1.3, whose suites are all AEAD
+# CIPHERS as Go names them (etcd's cipher-suites; TLS 1.3's suites are not configurable there).
+GO_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ BY_ROLE: dict[str, TlsDir] = {
         TlsDir("garbd", "garbd", "/etc/kgt/garbd-tls", "nobody", "systemctl restart garbd"),
         TlsDir("haproxy", "haproxy", "/etc/haproxy/tls", "root", "systemctl reload haproxy", combined=True),
         TlsDir("keystone", "keystone", "/etc/keystone/tls", "keystone", "restart the Keystone WSGI server"),
+        TlsDir("etcd", "etcd", "/etc/etcd/tls", "etcd", "rolling restart: systemctl restart etcd"),
     )
 }
 

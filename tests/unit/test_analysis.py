@@ -234,7 +234,10 @@ def test_kgt_analyze_example_says_every_region_failure_survives(kgt) -> None:  #
     assert lines[0] == "total weight 3; Primary needs more than 1.5"
     for r in ("r1", "r2", "r3"):
         assert re.search(rf"^lose region {r}\s+survives", result.out, re.M)
-        assert re.search(rf"^isolate region {r}\s+survives\s+Primary: \S+; read-only: {r}$", result.out, re.M)
+        others = ",".join(x for x in ("r1", "r2", "r3") if x != r)
+        assert re.search(
+            rf"^isolate region {r}\s+survives\s+Primary: {others}; read-only: {r}; etcd: {others}$", result.out, re.M
+        )
     assert "NO PRIMARY" not in result.out and "fix:" not in result.out
 
 
@@ -261,14 +264,41 @@ def test_kgt_analyze_json_schema(kgt, tmp_path: Path) -> None:  # type: ignore[n
     assert set(data) == {"total_weight", "scenarios", "fixes", "notes"}
     assert data["total_weight"] == 3
     for s in data["scenarios"]:
-        assert set(s) == {"kind", "name", "components", "survives", "regions"}
+        assert set(s) == {"kind", "name", "components", "survives", "regions", "etcd"}
         assert s["kind"] in {"node-loss", "region-loss", "region-isolated", "split"}
+        assert s["etcd"]["members"] == 3 and s["etcd"]["majority"] is True  # one member per region
         for c in s["components"]:
             assert set(c) == {"regions", "hosts", "weight", "primary"}
         for outcome in s["regions"].values():
             assert outcome["database"] in {"primary", "read-only", "down"}
             assert outcome["keystone"] in {"writable", "read-only", "down", "none"}
     assert kgt("analyze", EXAMPLE, "--format", "json").out == result.out
+
+
+def test_a_site_whose_galera_survives_but_etcd_does_not_is_named(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Three of five etcd members in r1: r1's loss keeps Galera's Primary but not etcd's majority."""
+    data = topology_data()
+    for host in data["regions"][0]["hosts"]:
+        host["roles"].append("etcd")
+    for region in data["regions"][1:]:
+        region["hosts"][0]["roles"].append("etcd")
+    path = write_topology(tmp_path, data)
+    result = kgt("analyze", path)
+    assert re.search(r"^lose region r1\s+survives\s+Primary: r2,r3; etcd: NO MAJORITY$", result.out, re.M)
+    assert re.search(r"^isolate region r1\s+survives\s+Primary: r2,r3; read-only: r1; etcd: r1$", result.out, re.M)
+    assert re.search(r"^lose region r2\s+survives\s+Primary: r1,r3; etcd: r1,r3$", result.out, re.M)
+    assert "losing region 'r1' leaves etcd without a majority (5 members, 3 in 'r1')" in result.err
+    depth = kgt("analyze", path, "--depth", "2")
+    assert re.search(r"^region-loss\s+3\s+3\s+2\s+- \(etcd lost: lose region r1\)$", depth.out, re.M)
+    scenario = next(s for s in json.loads(kgt("analyze", path, "--format", "json").out)["scenarios"])
+    assert scenario["etcd"] == {"members": 5, "majority": True, "regions": ["r1", "r2", "r3"]}
+
+
+def test_a_topology_without_etcd_reports_no_etcd(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_topology(tmp_path, topology_data())
+    data = json.loads(kgt("analyze", path, "--format", "json").out)
+    assert all("etcd" not in s for s in data["scenarios"])
+    assert "etcd" not in kgt("analyze", path).out
 
 
 def test_many_regions_skip_splits_with_a_note(tmp_path: Path) -> None:

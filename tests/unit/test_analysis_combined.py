@@ -5,7 +5,9 @@ events back from its name, replays them on plain sets, and says whether a Primar
 component holding data is left. A component stays Primary when its members of the last
 Primary component weigh more than half of that component, less the members that left it
 gracefully in the same step; crashed and gracefully stopped nodes never come back, and
-cut-off regions never merge back within a scenario.
+cut-off regions never merge back within a scenario. For etcd it says whether a group of
+regions holds more than half of all the members still running (a clean Galera stop leaves
+the host's member running; a crash or a region loss does not), and which regions it holds.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Site:
     region_of: dict[str, str]
     data: dict[str, bool]
     hosts: dict[str, list[str]]
+    etcd: dict[str, str]  # member host → its region
 
     @classmethod
     def of(cls, t: Topology) -> Site:
@@ -49,9 +52,9 @@ class Site:
                 weight[h.name] = h.settings.galera.weight if h.has("galera") else h.settings.garbd.weight
                 region_of[h.name] = h.region
                 data[h.name] = h.has("galera")
-        return cls(
-            [r.name for r in t.regions], weight, region_of, data, {r.name: [h.name for h in r.hosts] for r in t.regions}
-        )
+        hosts = {r.name: [h.name for h in r.hosts] for r in t.regions}
+        etcd = {h.name: h.region for h in t.hosts if "etcd" in h.roles}
+        return cls([r.name for r in t.regions], weight, region_of, data, hosts, etcd)
 
 
 def read_events(site: Site, text: str) -> list[tuple[str, Any]]:
@@ -111,6 +114,24 @@ def oracle(site: Site, steps: list[list[tuple[str, Any]]]) -> bool:
     return last is not None and any(site.data[h] for h in last)
 
 
+def etcd_oracle(site: Site, steps: list[list[tuple[str, Any]]]) -> tuple[bool, list[str]] | None:
+    """Whether some group keeps a majority of the etcd members, and its regions still there (None: no etcd)."""
+    if not site.etcd:
+        return None
+    groups = [set(site.regions)]
+    down: set[str] = set()
+    lost: set[str] = set()
+    for step in steps:
+        groups, crashed, _, gone_regions = replay(site, step, groups)
+        down |= crashed
+        lost |= gone_regions
+    for group in groups:
+        up = [h for h, r in site.etcd.items() if r in group and h not in down]
+        if len(up) > len(site.etcd) / 2:
+            return True, [r for r in site.regions if r in group and r not in lost]
+    return False, []
+
+
 def oracle_of(site: Site, scenario: dict[str, Any]) -> bool:
     steps = scenario.get("steps") or [[scenario["name"]]]
     return oracle(site, [read_events(site, " + ".join(step)) for step in steps])
@@ -131,6 +152,9 @@ def random_topology(rng: random.Random, directory: Path) -> Topology:
         for host in region["hosts"]:
             key = "galera" if "galera" in host["roles"] else "garbd"
             host[key] = {"weight": rng.randint(0, 3)}
+    voters = [host for region in data["regions"] for host in region["hosts"]]
+    for host in rng.sample(voters, min(len(voters), rng.choice((0, 1, 3, 5)))):
+        host["roles"].append("etcd")
     t = load(write_topology(directory, data))
     if t.total_weight == 0:  # nothing votes: draw again
         return random_topology(rng, directory)
@@ -146,9 +170,26 @@ def json_of(kgt: Any, path: Path, *args: str) -> dict[str, Any]:
 # --- depth 2 and sequences agree with the oracle ---------------------------------------------
 
 
+def steps_of(site: Site, scenario: dict[str, Any]) -> list[list[tuple[str, Any]]]:
+    steps = scenario.get("steps") or [[scenario["name"]]]
+    return [read_events(site, " + ".join(step)) for step in steps]
+
+
+def check_etcd(site: Site, scenario: dict[str, Any]) -> None:
+    want = etcd_oracle(site, steps_of(site, scenario))
+    got = scenario.get("etcd")
+    if want is None:
+        assert got is None, scenario["name"]
+        return
+    assert got is not None, scenario["name"]
+    assert (got["majority"], got["regions"]) == want, f"{scenario['name']}: kgt says etcd {got}"
+    assert got["members"] == len(site.etcd)
+
+
 def check_depth(site: Site, scenarios: list[dict[str, Any]]) -> None:
     for s in scenarios:
         assert s["survives"] is oracle_of(site, s), f"{s['name']}: kgt says survives={s['survives']}"
+        check_etcd(site, s)
 
 
 def check_sequences(site: Site, sequences: list[dict[str, Any]]) -> None:
@@ -160,6 +201,7 @@ def check_sequences(site: Site, sequences: list[dict[str, Any]]) -> None:
         for s in entry["then"]:
             assert len(s["steps"]) == 2
             assert s["survives"] is oracle_of(site, s), f"{s['name']}: kgt says survives={s['survives']}"
+            check_etcd(site, s)
 
 
 @pytest.mark.parametrize("path", [EXAMPLE, CATALYST], ids=["example", "catalyst"])
@@ -194,6 +236,8 @@ def test_200_random_topologies_agree_with_the_oracle_at_depth_2_and_in_sequence(
         for o in (*outcomes, *pairs):
             steps = [read_events(site, " + ".join(e.name for e in step)) for step in o.steps]
             assert o.survives is oracle(site, steps), f"topology {n}: {o.name}"
+            etcd = None if o.etcd is None else (o.etcd.majority, list(o.etcd.regions))
+            assert etcd == etcd_oracle(site, steps), f"topology {n}: {o.name}: kgt says etcd {o.etcd}"
             checked += 1
     assert checked > 50_000
 

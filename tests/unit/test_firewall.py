@@ -13,10 +13,11 @@ from builders import CATALYST, EXAMPLE, fake_secrets, topology_data, write_topol
 from toolkit.render import engine
 from toolkit.render.firewall import Flow, admitted, inbound_flows, nft_set, rule
 from toolkit.topology import Topology, load, load_with_warnings
-from toolkit.topology.validate import bindings
+from toolkit.topology.listeners import bindings
 
 PROXIES = ("10.213.1.21", "10.213.1.22", "10.213.2.21", "10.213.2.22", "10.213.3.21", "10.213.3.22")
 REGIONS = ("10.213.1.0/24", "10.213.2.0/24", "10.213.3.0/24")
+AGENTS = tuple(sorted((*PROXIES, "10.213.2.11", "10.213.3.11")))  # every host but r1-db1
 CLIENTS_AND_MONITORING = ("10.213.0.1", *REGIONS)  # the example's monitoring host, then every region subnet
 
 
@@ -54,6 +55,9 @@ def test_galera_host_flows_of_the_example(example: Topology) -> None:
         Flow("tcp", (5000,), nets(*PROXIES), "haproxy keystone-api servers"),
         Flow("tcp", (5000,), nets("10.213.0.1"), "monitoring: kgt probe keystone --node"),
         # memcached: only its region's Keystone, which is this host itself (over lo): no flow
+        Flow("tcp", (2380,), nets("10.213.2.11", "10.213.3.11"), "etcd peers: raft"),
+        Flow("tcp", (2379,), nets(*AGENTS), "etcd clients: every host's kgt agent"),
+        Flow("tcp", (2379,), nets("10.213.0.0/24"), "etcd clients: kgt publish, rollout (admin, monitoring)"),
         Flow("tcp", (22,), nets("10.213.0.0/24"), "ssh: admin networks"),
     ]
 

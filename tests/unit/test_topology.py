@@ -15,10 +15,11 @@ from builders import EXAMPLE, make_topology, topology_data, write_topology
 from toolkit.errors import Problem, TopologyError
 from toolkit.topology import Topology, load, load_with_warnings
 from toolkit.topology.document import parse_duration
+from toolkit.topology.listeners import bindings
 from toolkit.topology.loader import LineMap, format_loc, read_yaml
 from toolkit.topology.settings import DEFAULT_CORES
 from toolkit.topology.survival import half_partition
-from toolkit.topology.validate import bindings, is_host_address
+from toolkit.topology.validate import is_host_address
 
 
 def errors_of(path: Path) -> list[Problem]:

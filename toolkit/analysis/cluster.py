@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from toolkit.analysis.events import Event
-from toolkit.analysis.model import Component, Layout, RegionOutcome, Scenario, Voter
+from toolkit.analysis.model import Component, EtcdOutcome, Layout, RegionOutcome, Scenario, Voter
+from toolkit.topology.etcd import has_majority
 from toolkit.wsrep import is_primary
 
 Effect = tuple[frozenset[frozenset[str]], frozenset[str], frozenset[str]]
@@ -38,6 +39,7 @@ class State:
     gone: frozenset[str]
     primary: frozenset[str] | None  # the regions of the Primary component's group; None: no Primary
     lost: frozenset[str] = frozenset()  # regions lost whole (a region loss): in no component any more
+    left: frozenset[str] = frozenset()  # hosts of `gone` whose Galera stopped cleanly (maintenance): still up
 
     @classmethod
     def initial(cls, layout: Layout) -> State:
@@ -117,7 +119,10 @@ def apply(layout: Layout, state: State, events: Iterable[Event]) -> State:
                 primary = group
                 break
     lost = state.lost | {e.target for e in events if e.kind == "region-loss"}
-    return State(groups, gone, primary, frozenset(lost))
+    # A host stopped cleanly before and crashed now is down for good (`effect` counts it gone already).
+    hit = {e.target for e in events if e.kind == "node-loss"}
+    hit.update(h for e in events if e.kind == "region-loss" for h in layout.hosts_by_region[e.target])
+    return State(groups, gone, primary, frozenset(lost), (state.left - hit) | graceful)
 
 
 def run(layout: Layout, steps: Iterable[Iterable[Event]]) -> State:
@@ -162,6 +167,11 @@ class Outcome:
         return survives(self.layout, self.state)
 
     @cached_property
+    def etcd(self) -> EtcdOutcome | None:
+        """Whether etcd keeps a majority after the steps (None without etcd members)."""
+        return etcd_outcome(self.layout, self.state)
+
+    @cached_property
     def scenario(self) -> Scenario:
         """Components and what every region sees (a single event keeps its own name and kind)."""
         many = len(self.steps) > 1 or len(self.steps[0]) > 1
@@ -196,7 +206,25 @@ def outcome(layout: Layout, state: State, kind: str, name: str, steps: tuple[tup
         for region in in_group:
             regions[region] = _region(layout, state, region, primary, data)
     ordered = {r: regions[r] for r in layout.regions}
-    return Scenario(kind, name, tuple(components), ordered, steps)
+    return Scenario(kind, name, tuple(components), ordered, steps, etcd_outcome(layout, state))
+
+
+def etcd_outcome(layout: Layout, state: State) -> EtcdOutcome | None:
+    """Whether a group of regions holds a majority of the etcd members up (None without etcd)."""
+    size = len(layout.etcd_members)
+    if not size:
+        return None
+    for group in state.groups:
+        down = state.gone - state.left
+        up = sum(
+            1
+            for host, region in layout.etcd_members
+            if region in group and region not in state.lost and host not in down
+        )
+        if has_majority(size, up):
+            regions = tuple(r for r in layout.regions if r in group and r not in state.lost)
+            return EtcdOutcome(size, True, regions)
+    return EtcdOutcome(size, False, ())
 
 
 def _region(layout: Layout, state: State, region: str, primary: bool, data: bool) -> RegionOutcome:

@@ -4,6 +4,10 @@ Galera's weighted quorum rule is `toolkit.wsrep.is_primary`: a component stays P
 than half the weight of the last Primary component (less the weight of members that left
 it gracefully). An exact half loses on both sides. garbd votes with its weight like a
 node, but holds no data.
+
+etcd, where the topology has members, follows its own rule (`toolkit.topology.etcd`): a side
+goes on only with more than half of all members up in it. Maintenance stops a host's Galera
+cleanly, not its etcd member (a rolling restart restarts one service).
 """
 
 from __future__ import annotations
@@ -45,6 +49,19 @@ class RegionOutcome:
 
 
 @dataclass(frozen=True)
+class EtcdOutcome:
+    """Whether etcd keeps a majority, and the regions that can still publish and coordinate through it."""
+
+    members: int
+    majority: bool
+    regions: tuple[str, ...]  # the regions on the majority's side (none without a majority)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"members", "majority", "regions"}`."""
+        return {"members": self.members, "majority": self.majority, "regions": list(self.regions)}
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One failure and its outcome."""
 
@@ -53,6 +70,7 @@ class Scenario:
     components: tuple[Component, ...]
     regions: dict[str, RegionOutcome] = field(hash=False)
     steps: tuple[tuple[str, ...], ...] = ()  # combinations and sequences: the event names of each step
+    etcd: EtcdOutcome | None = None  # None: the topology has no etcd member
 
     @property
     def survives(self) -> bool:
@@ -71,6 +89,7 @@ class Scenario:
             "survives": self.survives,
             "regions": {r: {"database": o.database, "keystone": o.keystone} for r, o in self.regions.items()},
             **({"steps": [list(step) for step in self.steps]} if self.steps else {}),
+            **({"etcd": self.etcd.to_json()} if self.etcd is not None else {}),
         }
 
 
@@ -84,6 +103,7 @@ class Layout:
     hosts_by_region: dict[str, tuple[str, ...]] = field(hash=False)
     # The proxies Keystone reaches the database through; None: not modelled (every host counts).
     proxies_by_region: dict[str, tuple[str, ...]] | None = field(default=None, hash=False)
+    etcd_members: tuple[tuple[str, str], ...] = ()  # (host, region) of each etcd member
 
     @classmethod
     def of(cls, topology: Topology) -> Layout:
@@ -94,6 +114,7 @@ class Layout:
             keystone_regions=frozenset(r.name for r in topology.regions if r.with_role("keystone")),
             hosts_by_region={r.name: tuple(h.name for h in r.hosts) for r in topology.regions},
             proxies_by_region={r.name: tuple(h.name for h in r.with_role("haproxy")) for r in topology.regions},
+            etcd_members=tuple((h.name, h.region) for h in topology.with_role("etcd")),
         )
 
     @cached_property

@@ -20,10 +20,11 @@ from toolkit.pki import verify
 from toolkit.render import context as ctx
 from toolkit.render import firewall, zone
 from toolkit.secretstore import Secrets
+from toolkit.topology import etcd
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Topology
 
-COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns", "nftables")
+COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns", "nftables", "etcd")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,22 @@ def _memcached(topology: Topology, host: Host) -> dict[str, Any]:
     return {"m": m, "threads": m.threads or host.settings.cores}
 
 
+def _etcd(topology: Topology, host: Host) -> dict[str, Any]:
+    members = etcd.members(topology)
+    scheme = "https" if topology.tls_on else "http"
+    cluster = ",".join(f"{m.name}={scheme}://{m.address}:{m.settings.etcd.peer_port}" for m in members)
+    return {
+        "e": host.settings.etcd,
+        "members": members,
+        "majority": etcd.majority(len(members)),
+        "scheme": scheme,
+        "initial_cluster": cluster,
+        "timings": etcd.timings(topology),
+        "worst_rtt_ms": round(etcd.worst_member_rtt(topology) * 1000),
+        "cipher_suites": tlsfiles.GO_CIPHER_SUITES,
+    }
+
+
 def _nftables(topology: Topology, host: Host) -> dict[str, Any]:
     return {
         "icmp": firewall.nft_set(firewall.ICMP_TYPES),
@@ -241,6 +258,21 @@ SPECS = (
         "etc/bind/named.conf.local",
         "named",
         "rndc reconfig",
+    ),
+    _Spec(
+        "etcd",
+        "etcd/etcd.conf.yml.j2",
+        "etc/etcd/kgt.conf.yml",
+        "etcd",
+        "rolling restart: systemctl restart etcd (one member at a time)",
+        extra=_etcd,
+    ),
+    _Spec(
+        "etcd",
+        "etcd/etcd.default.j2",
+        "etc/default/etcd",
+        "etcd",
+        "rolling restart: systemctl restart etcd (one member at a time)",
     ),
     _Spec(
         None,

@@ -203,6 +203,20 @@ def _dns(topology: Topology, host: Host) -> list[Flow]:
     return [*_flow("tcp", (port,), askers, why), *_flow("udp", (port,), askers, why)]
 
 
+def _etcd(topology: Topology, host: Host) -> list[Flow]:
+    e, fw = host.settings.etcd, topology.firewall
+    members = _networks(topology.with_role("etcd"), but=host)
+    flows = [
+        *_flow("tcp", (e.peer_port,), members, "etcd peers: raft"),
+        *_flow("tcp", (e.client_port,), _networks(topology.hosts, but=host), "etcd clients: every host's kgt agent"),
+    ]
+    if fw.admin_networks is None:
+        return [*flows, *_flow("tcp", (e.client_port,), None, "etcd clients: kgt publish from anywhere")]
+    publishers = _networks([*fw.admin_networks, *fw.monitoring])
+    why = "etcd clients: kgt publish, rollout (admin, monitoring)"
+    return [*flows, *_flow("tcp", (e.client_port,), publishers, why)]
+
+
 _BY_ROLE = (
     ("galera", _galera),
     ("garbd", _garbd),
@@ -211,6 +225,7 @@ _BY_ROLE = (
     ("keystone", _keystone),
     ("memcached", _memcached),
     ("dns", _dns),
+    ("etcd", _etcd),
 )
 
 

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-ROLES = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
-Role = Literal["galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns"]
+ROLES = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns", "etcd")
+Role = Literal["galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns", "etcd"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 
@@ -149,6 +149,23 @@ class DnsSettings(_Strict):
     port: Port | None = None
 
 
+class EtcdSettings(_Strict):
+    """Settings of the site's etcd members (`etcd:`), the store `kgt publish` writes and the agents watch.
+
+    heartbeat and election_timeout are site-wide (every member must use the same ones): set them
+    under `defaults`. Left out, they are derived from the WAN hints as etcd's tuning guide says.
+    """
+
+    client_port: Port | None = None
+    peer_port: Port | None = None
+    heartbeat: Duration | None = Field(
+        None, description="heartbeat-interval; default: the worst RTT between members, at least 100 ms"
+    )
+    election_timeout: Duration | None = Field(
+        None, description="election-timeout; default: 10 × the heartbeat, at least 1 s"
+    )
+
+
 class Settings(_Strict):
     """One layer of settings: `defaults:` (site), a region's `settings:`, or a host's own keys."""
 
@@ -160,6 +177,7 @@ class Settings(_Strict):
     keystone: KeystoneSettings | None = None
     memcached: MemcachedSettings | None = None
     dns: DnsSettings | None = None
+    etcd: EtcdSettings | None = None
 
 
 class HostDoc(Settings):

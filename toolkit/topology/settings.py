@@ -120,6 +120,16 @@ class DnsConfig:
     port: int = 53
 
 
+@dataclass(frozen=True)
+class EtcdConfig:
+    """etcd member settings after inheritance (timings None = derive from the RTT: `toolkit.topology.etcd`)."""
+
+    client_port: int = 2379
+    peer_port: int = 2380
+    heartbeat: float | None = None  # s; heartbeat-interval
+    election_timeout: float | None = None  # s; election-timeout
+
+
 @dataclass(frozen=True, kw_only=True)
 class HostSettings:
     """Everything a host's configs are rendered from, fully resolved."""
@@ -132,6 +142,7 @@ class HostSettings:
     keystone: KeystoneConfig
     memcached: MemcachedConfig
     dns: DnsConfig
+    etcd: EtcdConfig
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -142,6 +153,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "keystone": KeystoneConfig,
     "memcached": MemcachedConfig,
     "dns": DnsConfig,
+    "etcd": EtcdConfig,
 }
 DEFAULT_CORES = 2
 

@@ -18,45 +18,11 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from toolkit.errors import Problem
-from toolkit.topology import evs, survival
+from toolkit.topology import etcd, evs, survival
 from toolkit.topology.document import HostDoc, RegionDoc, Settings, TopologyDoc, VipDoc
+from toolkit.topology.listeners import bindings
 from toolkit.topology.loader import LineMap, Loc
-from toolkit.topology.model import Host, Topology
-
-
-def bindings(topology: Topology, host: Host) -> list[tuple[IPv4Address, int, str]]:
-    """(address, port, what) of every listener the host's roles open."""
-    s = host.settings
-    out: list[tuple[IPv4Address, int, str]] = []
-    a = host.address
-    if host.has("galera"):
-        g = s.galera
-        out += [
-            (a, g.port, "mariadb"),
-            (a, g.gcomm_port, "galera gcomm"),
-            (a, g.ist_port, "galera IST"),
-            (a, g.sst_port, "galera SST"),
-            (a, g.health_port, "kgt health"),
-        ]
-    if host.has("garbd"):
-        out.append((a, s.garbd.port, "garbd"))
-    if host.has("haproxy"):
-        h = s.haproxy
-        vips = [v.address for v in topology.region(host.region).vips] or [a]
-        for vip in vips:
-            out += [
-                (vip, h.write_port, "haproxy galera write"),
-                (vip, h.read_port, "haproxy galera read"),
-                (vip, h.keystone_port, "haproxy keystone"),
-            ]
-        out.append((a, h.stats_port, "haproxy stats"))
-    if host.has("keystone"):
-        out.append((a, s.keystone.port, "keystone"))
-    if host.has("memcached"):
-        out.append((a, s.memcached.port, "memcached"))
-    if host.has("dns"):
-        out.append((a, s.dns.port, "dns"))
-    return out
+from toolkit.topology.model import Topology
 
 
 def is_host_address(address: IPv4Address, subnet: IPv4Network) -> bool:
@@ -159,7 +125,7 @@ def roles_together(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Fo
         yield site.error((*loc, "roles"), "a host cannot be both a Galera node and a garbd (they share the gcomm port)")
 
 
-SECTIONS = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns")
+SECTIONS = ("galera", "garbd", "haproxy", "keepalived", "keystone", "memcached", "dns", "etcd")
 
 
 def ignored_settings(site: Site, region: RegionDoc, loc: Loc, host: HostDoc) -> Found:
@@ -389,6 +355,11 @@ def firewall(site: Site) -> Found:
                 return
 
 
+def etcd_cluster(site: Site) -> Found:
+    """etcd's members and timings (`toolkit.topology.etcd.located_problems`)."""
+    yield from etcd.located_problems(site.doc, site.topology, site.lines)
+
+
 SiteCheck = Callable[[Site], Found]
 # In the order the problems are reported.
 SITE_CHECKS: tuple[SiteCheck, ...] = (
@@ -402,6 +373,7 @@ SITE_CHECKS: tuple[SiteCheck, ...] = (
     vrrp_intervals,
     evs_timeouts,
     firewall,
+    etcd_cluster,
 )
 
 
