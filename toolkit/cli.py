@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import click
 
 from toolkit import __version__
-from toolkit.cli_options import FamilyGroup, output_format
+from toolkit.cli_options import FamilyGroup, output_format, selection
 from toolkit.cli_options import secrets as secrets_option
 from toolkit.cli_options import topology as topology_argument
 from toolkit.errors import KgtError, PkiError, SecretsError, TopologyError
 
 if TYPE_CHECKING:
+    from toolkit.render.diff import Change
     from toolkit.topology.model import Topology
 
 LAZY = {
@@ -32,6 +33,8 @@ LAZY = {
     "probe": "toolkit.probes.commands:probe",
     "drill": "toolkit.drills.commands:drill",
     "pki": "toolkit.pki.commands:pki",
+    "agent": "toolkit.rollout.commands:agent",
+    "rollout": "toolkit.rollout.commands:rollout",
 }
 
 
@@ -126,40 +129,114 @@ def analyze(
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @secrets_option
 @click.option("--force", is_flag=True, help="replace a non-empty directory kgt did not write")
-def render(topology: Path, out: Path, secrets_path: Path | None, force: bool) -> None:
-    """Render every per-host config into OUTPUT/<host>/, plus dns/, sql/ and manifest.json."""
+@selection()
+def render(
+    topology: Path, out: Path, secrets_path: Path | None, force: bool, regions: tuple[str, ...], hosts: tuple[str, ...]
+) -> None:
+    """Render every per-host config into OUTPUT/<host>/, plus dns/, sql/ and manifest.json.
+
+    With --region/--host, only those hosts' files (and the site's dns/ and sql/) are written.
+    """
     from toolkit import secretstore
     from toolkit.pki.store import prepare
     from toolkit.render import engine, output
+    from toolkit.render.select import Selection
 
     model = _load(topology)
+    chosen = Selection(regions, hosts).check(model)
     for line in prepare(model):  # certificates checked before anything is rendered or written
         click.echo(line, err=True)
-    files = engine.render(model, secretstore.for_topology(model, secrets_path))
+    files = [
+        f for f in engine.render(model, secretstore.for_topology(model, secrets_path)) if chosen.keeps(model, f.host)
+    ]
     output.write(model, files, out, force=force)
-    hosts = len({f.host for f in files if f.host})
-    click.echo(f"rendered {len(files)} files for {hosts} hosts into {out}")
+    count = len({f.host for f in files if f.host})
+    click.echo(f"rendered {len(files)} files for {count} hosts ({chosen.describe()}) into {out}")
 
 
 @cli.command()
 @topology_argument()
 @click.option("--against", required=True, type=click.Path(file_okay=False, path_type=Path))
 @secrets_option
-def diff(topology: Path, against: Path, secrets_path: Path | None) -> None:
-    """Show what a render would change in AGAINST (secrets masked) and the reload plan."""
+@selection()
+def diff(
+    topology: Path, against: Path, secrets_path: Path | None, regions: tuple[str, ...], hosts: tuple[str, ...]
+) -> None:
+    """Show what a render would change in AGAINST (secrets masked) and the reload plan.
+
+    With --region/--host, only those hosts' files (and the site's dns/ and sql/) are compared.
+    """
     from toolkit import secretstore
     from toolkit.pki.verify import check_certificates
     from toolkit.render import diff as differ
     from toolkit.render import engine
+    from toolkit.render.select import Selection
 
     model = _load(topology)
+    chosen = Selection(regions, hosts).check(model)
     secrets = secretstore.for_topology(model, secrets_path)
     if model.tls_on:
         check_certificates(model)  # the same check as render's: one line per bad certificate
-    changed = differ.changes(engine.render(model, secrets), against, secrets)
+    files = [f for f in engine.render(model, secrets) if chosen.keeps(model, f.host)]
+    names = {h.name for h in model.hosts}
+
+    def keep(path: str) -> bool:
+        first = path.split("/", 1)[0]
+        return chosen.keeps(model, first if first in names else None)
+
+    changed = differ.changes(files, against, secrets, keep)
+    echo_changes(model, changed)
+
+
+@cli.command()
+@topology_argument()
+@secrets_option
+@selection()
+@click.option("--dry-run", is_flag=True, help="show per host what would change against what is published, and the plan")
+def publish(
+    topology: Path, secrets_path: Path | None, regions: tuple[str, ...], hosts: tuple[str, ...], dry_run: bool
+) -> None:
+    """Render in memory and write a new generation to etcd for every host whose files changed.
+
+    Each host's agent applies it (README: Rollout). With --region/--host only those hosts
+    get it (a canary region first). A publish that changes nothing writes nothing.
+    """
+    from toolkit import secretstore
+    from toolkit.pki.verify import check_certificates
+    from toolkit.render.select import Selection
+    from toolkit.rollout import publish as publisher
+    from toolkit.store import Store
+
+    model = _load(topology)
+    chosen = Selection(regions, hosts).check(model)
+    secrets = secretstore.for_topology(model, secrets_path)
+    if model.tls_on:
+        check_certificates(model)
+    if not dry_run:
+        publisher.publish(model, secrets, chosen, click.echo)
+        return
+    with Store(publisher.root_settings(model, secrets)) as store:
+        plans = publisher.plan(store, model, secrets, chosen)
+        for p in plans:
+            now = f"generation {p.current.generation}" if p.current else "nothing published"
+            click.echo(f"{p.host}: {now}; {'would publish' if p.changed else 'unchanged'}")
+        echo_changes(model, publisher.dry_run(store, model, secrets, plans))
+
+
+def echo_changes(model: Topology, changed: list[Change]) -> None:
+    """The changes host by host, then the reload plan (`kgt diff`, `kgt publish --dry-run`)."""
+    from toolkit.render import diff as differ
+    from toolkit.render.engine import TOPOLOGY_FILE
+
     if not changed:
         click.echo("no changes")
         return
+    copies = [c for c in changed if c.path.endswith(TOPOLOGY_FILE)]
+    if len(copies) > 1:  # every host's copy of the topology changes with it: shown once
+        click.echo(f"== every host ({len(copies)})")
+        click.echo(f"{copies[0].status}: <host>{TOPOLOGY_FILE}")
+        click.echo(copies[0].diff, nl=False)
+        changed = [c for c in changed if c not in copies]
     for host in sorted({c.host or "site" for c in changed}):
         click.echo(f"== {host}")
         for change in (c for c in changed if (c.host or "site") == host):

@@ -169,3 +169,18 @@ class FamilyGroup(click.Group):
 
 def _show(exc: click.UsageError, _ctx: click.Context) -> None:
     exc.show()
+
+
+def selection() -> Callable[[F], F]:
+    """`--region R` and `--host H`, repeatable (parameters `regions`, `hosts`): part of the site.
+
+    The command turns them into a `toolkit.render.select.Selection`; none given is the whole site.
+    """
+
+    def decorate(func: F) -> F:
+        func = click.option("--host", "hosts", multiple=True, metavar="HOST", help="only this host (repeatable)")(func)
+        return click.option(
+            "--region", "regions", multiple=True, metavar="REGION", help="only this region's hosts (repeatable)"
+        )(func)
+
+    return decorate

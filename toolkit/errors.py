@@ -164,3 +164,41 @@ class Stopped(DeadlineExceeded):
     def describe(self) -> str:
         """The message: what, after how long it was stopped, the last result."""
         return f"{self.what}: stopped after {self.seconds:.1f}s (last: {self.last})"
+
+
+class StoreError(KgtError):
+    """etcd, the store of `kgt publish` and `kgt agent`, refused a request or answered with an error."""
+
+
+class StoreUnavailable(StoreError):
+    """No etcd endpoint answered (refused, timed out, TLS failed); the message names each one and why."""
+
+
+class StoreAuthFailed(StoreError):
+    """etcd did not take the user name and password, or asked for a login and no user is configured."""
+
+
+class StorePermissionDenied(StoreError):
+    """etcd's auth does not let this user read or write that key."""
+
+
+class CommitUnknown(StoreError):
+    """A compare-and-write transaction went out and no answer came back: it may or may not have been applied.
+
+    An outcome unknown, like `Sent`: the publisher reads the store again before it decides.
+    """
+
+
+class Compacted(StoreError):
+    """A watch asked for revisions etcd has compacted away: the watcher reads everything again, then watches on."""
+
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        self.revision, self.compact_revision = revision, compact_revision
+        super().__init__(
+            f"etcd watch from revision {revision}: history compacted up to revision {compact_revision}; "
+            "read everything again"
+        )
+
+
+class LockTimeout(StoreError):
+    """The etcd lock stayed held by another holder for the whole wait."""

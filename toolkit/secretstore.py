@@ -52,6 +52,8 @@ SPECS = (
     SecretSpec("keystone_admin_password", "keystone", "Keystone bootstrap user admin"),
     SecretSpec("haproxy_stats_password", "haproxy", "HAProxy HTTP stats listener user kgt"),
     SecretSpec("keepalived_password", "keepalived", "VRRPv2 PASS authentication between proxies", _vrrp2),
+    SecretSpec("etcd_root_password", "etcd", "etcd's root user: kgt publish and kgt rollout"),
+    SecretSpec("agent_secret", "etcd", "each host's agent etcd password and file key are derived from it"),
 )
 
 
@@ -128,8 +130,8 @@ def _line_of(path: Path, name: str) -> str:
 def for_topology(topology: Topology, path: Path | None = None) -> Secrets:
     """The secrets of `topology`, checked complete; created first when the topology says so."""
     path = path or topology.secrets_file
-    if not path.exists() and topology.secrets_create:
-        init(topology, path)
+    if topology.secrets_create and (not path.exists() or _lacks(topology, path)):
+        init(topology, path)  # a lab: a new file, or one a role added since needs more
     loaded = read(path)
     missing = [spec.name for spec in required(topology) if not loaded.values.get(spec.name)]
     if missing:
@@ -138,6 +140,11 @@ def for_topology(topology: Topology, path: Path | None = None) -> Secrets:
             f"(run `kgt secrets init` to add)"
         )
     return loaded
+
+
+def _lacks(topology: Topology, path: Path) -> bool:
+    values = read(path).values
+    return any(not values.get(spec.name) for spec in required(topology))
 
 
 def write(path: Path, values: dict[str, str]) -> None:

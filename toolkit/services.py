@@ -244,6 +244,20 @@ SERVICES: dict[str, Service] = {
             reload_signal="HUP",
         ),
         Service(
+            # The site's etcd member, from the rendered config file (which sets everything: etcd then
+            # ignores its ETCD_* environment), as the etcd user that owns its key and data. setpriv
+            # execs etcd itself (runuser would stay its parent, and SIGKILL it 2 s after a TERM).
+            # /health is 200 only with a leader and a committed read: a member of a new cluster
+            # is healthy once a majority of the members runs.
+            "etcd",
+            "etcd",
+            "setpriv --reuid=etcd --regid=etcd --init-groups -- etcd --config-file /etc/etcd/kgt.conf.yml",
+            prepare="install -d -o etcd -g etcd -m 700 /var/lib/etcd",
+            health=http("{scheme}://{address}:{settings.etcd.client_port}/health"),
+            boot=Gate(60),
+            back=Gate(60),
+        ),
+        Service(
             "named",  # BIND serving the rendered zone
             "dns",
             "named -f -u root -c /etc/bind/named.conf",

@@ -41,6 +41,7 @@ class TlsDir:
     owner: str  # the user the service runs as: owner of the key
     reload: str  # what makes the service read new files
     combined: bool = False  # certificate and key in one `server.pem` (HAProxy)
+    action: str = "restart"  # what the agent does to the service after new files (`RenderedFile.action`)
 
     @property
     def ca(self) -> str:
@@ -63,7 +64,7 @@ BY_ROLE: dict[str, TlsDir] = {
     for d in (
         TlsDir("galera", "mariadb", "/etc/mysql/tls", "mysql", "rolling restart: systemctl restart mariadb"),
         TlsDir("garbd", "garbd", "/etc/kgt/garbd-tls", "nobody", "systemctl restart garbd"),
-        TlsDir("haproxy", "haproxy", "/etc/haproxy/tls", "root", "systemctl reload haproxy", combined=True),
+        TlsDir("haproxy", "haproxy", "/etc/haproxy/tls", "root", "systemctl reload haproxy", True, "reload"),
         TlsDir("keystone", "keystone", "/etc/keystone/tls", "keystone", "restart the Keystone WSGI server"),
         TlsDir("etcd", "etcd", "/etc/etcd/tls", "etcd", "rolling restart: systemctl restart etcd"),
     )

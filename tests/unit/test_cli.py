@@ -127,7 +127,9 @@ def test_render_shipped_topologies(kgt, tmp_path: Path, topology: Path) -> None:
     result = kgt("render", topology, "-o", out, "--secrets", secrets)
     assert result.code == 0, result.err
     hosts = 9 if topology == EXAMPLE else 24
-    assert re.fullmatch(rf"rendered \d+ files for {hosts} hosts into {re.escape(str(out))}\n", result.out)
+    assert re.fullmatch(
+        rf"rendered \d+ files for {hosts} hosts \(the whole site\) into {re.escape(str(out))}\n", result.out
+    )
     assert (out / "manifest.json").is_file()
     for value in fake_secret_values().values():
         assert value not in result.out + result.err
@@ -256,3 +258,33 @@ def test_check_errors_say_their_state_once() -> None:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     raised.append((path.name, part.value))
     assert raised and not [r for r in raised if r[1].startswith(("UNKNOWN", "CRITICAL"))], raised
+
+
+def test_render_and_diff_of_one_region_touch_only_its_hosts_and_the_shared_files(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    secrets = tmp_path / "secrets.yaml"
+    secretstore.write(secrets, fake_secret_values())
+    out = tmp_path / "out"
+    result = kgt("render", EXAMPLE, "-o", out, "--secrets", secrets, "--region", "r2")
+    assert result.code == 0, result.err
+    assert "for 3 hosts (region r2)" in result.out
+    assert sorted(p.name for p in out.iterdir()) == ["dns", "manifest.json", "r2-db1", "r2-proxy1", "r2-proxy2", "sql"]
+    # the rest of the site is not "removed" from a directory that holds one region
+    assert kgt("diff", EXAMPLE, "--against", out, "--secrets", secrets, "--region", "r2").out == "no changes\n"
+    one = kgt("diff", EXAMPLE, "--against", out, "--secrets", secrets, "--host", "r1-db1")
+    assert one.code == 0
+    assert {line.split("/", 1)[0] for line in one.out.splitlines() if line.startswith("added: ")} == {"added: r1-db1"}
+    assert "removed:" not in one.out
+    full = kgt("diff", EXAMPLE, "--against", out, "--secrets", secrets)
+    assert "added: r3-proxy2/etc/haproxy/haproxy.cfg" in full.out
+
+
+def test_an_unknown_region_or_host_is_one_line_and_writes_nothing(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    secrets = tmp_path / "secrets.yaml"
+    secretstore.write(secrets, fake_secret_values())
+    result = kgt("render", EXAMPLE, "-o", tmp_path / "out", "--secrets", secrets, "--region", "r9")
+    assert result.code == 2
+    assert result.err == "kgt: --region r9: no such region in the topology (regions: r1, r2, r3)\n"
+    assert not (tmp_path / "out").exists()
+    result = kgt("diff", EXAMPLE, "--against", tmp_path, "--secrets", secrets, "--host", "r1-db")
+    assert result.code == 2
+    assert "--host r1-db: no such host in the topology (did you mean 'r1-db1'?)" in result.err

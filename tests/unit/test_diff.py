@@ -47,6 +47,9 @@ def test_weight_change_touches_every_galera_config(tmp_path: Path) -> None:
     rendered(make_topology(tmp_path / "a"), fake_secrets(), out)
     t2 = make_topology(tmp_path / "b", weights={"r2-db1": 2})
     changed = diff.changes(engine.render(t2, fake_secrets()), out, fake_secrets())
+    copies = [c for c in changed if c.path.endswith(engine.TOPOLOGY_FILE)]  # every host's copy of the topology
+    assert len(copies) == 9 and all("+    galera:\n+      weight: 2\n" in c.diff for c in copies)
+    changed = [c for c in changed if c not in copies]
     assert [c.path for c in changed] == ["r2-db1/etc/mysql/mariadb.conf.d/60-galera.cnf"]
     assert changed[0].status == "changed" and changed[0].host == "r2-db1"
     assert "-wsrep_provider_options" in changed[0].diff and "pc.weight=2" in changed[0].diff
@@ -156,7 +159,9 @@ def test_kgt_diff_command(kgt, tmp_path: Path) -> None:  # type: ignore[no-untyp
     changed_topo = write_topology(tmp_path, topology_data(weights=[1, 1, 3]), "changed.yaml")
     result = kgt("diff", changed_topo, "--against", out)
     assert result.code == 0
+    assert re.search(r"^== every host \(9\)\nchanged: <host>/etc/kgt/topology.yaml$", result.out, re.M)
     assert re.search(r"^== r3-db1\nchanged: r3-db1/etc/mysql/mariadb.conf.d/60-galera.cnf$", result.out, re.M)
+    assert result.out.count("changed: ") == 2
     assert "== reload plan\n1. r3-db1: rolling restart: systemctl restart mariadb" in result.out
     for value in fake_secret_values().values():
         assert value not in result.out + result.err

@@ -265,6 +265,7 @@ def test_every_role_the_lab_runs_has_its_services_in_the_table() -> None:
         "keystone": ("keystone",),
         "memcached": ("memcached",),
         "dns": ("named",),
+        "etcd": ("etcd",),
     }
     for service in SERVICES.values():
         assert (service.boot is None and service.back is None) or service.health is not None, service.name

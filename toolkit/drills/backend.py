@@ -205,8 +205,8 @@ class LabBackend(Backend):
             raise LabError(f"docker stop failed: {result.stderr.strip()[-400:]}")
 
     def start_hosts(self, hosts: list[Host], echo: Echo) -> dict[str, Any]:
-        """`docker start`, routes, then mariadb (recovered position → IST), health, haproxy,
-        keepalived, memcached, keystone, named — the order of `kgt lab up`."""
+        """`docker start`, routes and firewall, then etcd, mariadb (recovered position → IST),
+        health, haproxy, keepalived, memcached, keystone, named — the order of `kgt lab up`."""
         steps: dict[str, Any] = {}
         started = time.monotonic()
 
@@ -217,6 +217,16 @@ class LabBackend(Backend):
         t0 = time.monotonic()
         self._power_on(hosts)
         step("containers", t0)
+        members = [h for h in hosts if h.has("etcd")]
+        if members:
+            # Every member at once, then each back (started already: it waits): members that were
+            # all down need each other's votes.
+            t0 = time.monotonic()
+            for host in members:
+                self._services(host).start("etcd")
+            for host in members:
+                self.start_service(host, "etcd")
+            step("etcd", t0)
         rejoin: dict[str, Any] = {}
         for host in (h for h in hosts if h.has("galera")):
             t0 = time.monotonic()

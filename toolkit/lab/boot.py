@@ -20,14 +20,16 @@ from pathlib import Path
 
 import yaml
 
+from toolkit import tlsclient
 from toolkit.errors import LabError
 from toolkit.lab import compose, docker, network, services
-from toolkit.lab.host import LabHost
+from toolkit.lab.host import LabHost, PidProcesses
 from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
 from toolkit.render import context as ctx
 from toolkit.secretstore import Secrets
 from toolkit.services import BOOTSTRAP, Gate, galera_args, http_ok, wsrep_status
+from toolkit.topology import etcd as etcd_cluster
 from toolkit.topology.model import Host, Topology
 from toolkit.wsrep import NodeState
 
@@ -55,7 +57,7 @@ class Progress:
         self.echo(f"[{time.monotonic() - self.started:6.1f}s] {step}: {message} ({took:.1f}s)")
 
 
-def _holds(h: LabHost, address: str) -> bool:
+def _holds(h: PidProcesses, address: str) -> bool:
     return address in services.held_vips(h)
 
 
@@ -99,13 +101,14 @@ class Booter:
         step: str,
         name: str,
         hosts: Sequence[Host],
-        done: str,
+        done: str | Callable[[], str],
         *,
         one_by_one: bool = False,
         then: Callable[[str], None] | None = None,
     ) -> None:
         """One step: start `name` on every host, then wait for each (`one_by_one`: start and
-        wait host by host), then `then(step)` (the site-wide waits of the step), then say `done`."""
+        wait host by host), then `then(step)` (the site-wide waits of the step), then say `done`
+        (or what `done()` says once the step is over)."""
         self.progress.begin(step)
         managers = [self.services(host) for host in hosts]
         for m in managers:
@@ -116,7 +119,7 @@ class Booter:
             self._ready(step, m, name)
         if then is not None:
             then(step)
-        self.progress.done(step, done)
+        self.progress.done(step, done if isinstance(done, str) else done())
 
     def containers(self, source: Path) -> None:
         """Write the compose file and start every container idle."""
@@ -148,6 +151,19 @@ class Booter:
             for host in self.topology.hosts:
                 network.load_firewall(self.topology, host)
         self.progress.done(step, f"{len(self.topology.hosts)} hosts accept only the flows the topology needs")
+
+    def etcd(self) -> None:
+        """Every etcd member at once (a new cluster elects a leader only once a majority of its
+        members runs), then each healthy; the step names the leader. No step without members."""
+        members = etcd_cluster.members(self.topology)
+        if not members:
+            return
+
+        def done() -> str:
+            with _in_step("etcd"):
+                return f"{len(members)} members, leader {_etcd_leader(self.topology, members)}"
+
+        self._serve("etcd", "etcd", members, done)
 
     def galera(self) -> None:
         """Bootstrap the first node, run the bootstrap SQL, join the rest region by region."""
@@ -279,6 +295,34 @@ def _size(m: LabServices) -> int | None:
     return NodeState.from_rows(wsrep_status(m.shell)).cluster_size
 
 
+def _etcd_gateway(topology: Topology, host: Host, path: str) -> dict[str, object]:
+    """POST {} to a v3 gateway endpoint of `host`'s member (from here, verified against the site CA)."""
+    conn = tlsclient.http_connection(str(host.address), host.settings.etcd.client_port, 5, topology.client_ca)
+    try:
+        conn.request("POST", path, body=b"{}", headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise LabError(f"host {host.name}: etcd {path}: HTTP {response.status} {body[:200]!r}")
+        data = json.loads(body)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError) as exc:
+        raise LabError(f"host {host.name}: etcd {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _etcd_leader(topology: Topology, members: Sequence[Host]) -> str:
+    """The name of the member the first member's status names its leader."""
+    first = members[0]
+    leader = _etcd_gateway(topology, first, "/v3/maintenance/status").get("leader")
+    listed = _etcd_gateway(topology, first, "/v3/cluster/member/list").get("members")
+    for member in listed if isinstance(listed, list) else []:
+        if isinstance(member, dict) and member.get("ID") == leader:
+            return str(member.get("name") or leader)
+    raise LabError(f"host {first.name}: etcd leader {leader!r} is not in the member list")
+
+
 def _own_files(rendered: Path) -> None:
     """Give rendered files the owner the manifest names, as that user's ids inside the image.
 
@@ -306,6 +350,7 @@ def up(topology: Topology, secrets: Secrets, state: LabState, source: Path, echo
     booter.containers(source)
     booter.wan()
     booter.firewall()
+    booter.etcd()
     booter.galera()
     booter.health()
     booter.proxies()

@@ -57,8 +57,8 @@ def build(topology: Topology, rendered: Path, source: Path) -> dict[str, Any]:
         mounts = [
             *_mounts(rendered, host.name),
             f"{source / 'toolkit'}:/opt/kgt/src/toolkit:ro",
-            # The topology itself, for probes run on the host (NRPE-style: `kgt probe vip`).
-            f"{topology.source.absolute()}:/etc/kgt/topology.yaml:ro",
+            # The topology itself comes with the rendered files (/etc/kgt/topology.yaml, for probes
+            # run on the host, NRPE-style: `kgt probe vip`, and for the agent).
         ]
         if host.has("galera"):
             volumes[f"{host.name}-data"] = {}

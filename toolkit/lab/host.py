@@ -3,7 +3,8 @@
 Services run in the foreground under `sh`, with their pid in /run/kgt/NAME.pid and their
 output in /var/log/kgt/NAME.log, so a failed step can show the tail of the right log.
 These are the container-side primitives of `toolkit.lab.services.LabServices`, which
-drives every service the way `toolkit.services` describes it.
+drives every service the way `toolkit.services` describes it: from outside (`LabHost`,
+`docker exec`) or from inside the container (`LocalHost`: the host's own agent).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from toolkit import services
-from toolkit.lab.docker import Result, docker
+from toolkit.lab.docker import Result, docker, run
 
 
 def alive(service: str) -> str:
@@ -21,16 +22,14 @@ def alive(service: str) -> str:
     return f"[ -f /run/kgt/{service}.pid ] && kill -0 $(cat /run/kgt/{service}.pid) 2>/dev/null"
 
 
-@dataclass(frozen=True)
-class LabHost:
-    """One container of the lab, addressed by its name (the topology's host name)."""
+class PidProcesses:
+    """Services as pid files and logs under /run/kgt and /var/log/kgt, on whatever `run` reaches."""
 
     name: str
 
     def run(self, command: str, *, timeout: float = 60, input: str | bytes | None = None) -> Result:
-        """Run a shell command inside the container."""
-        args = ["exec", *(["-i"] if input is not None else []), self.name, "sh", "-c", command]
-        return docker(*args, timeout=timeout, input=input)
+        """Run a shell command on the host (a container from outside, or the host itself)."""
+        raise NotImplementedError
 
     def start(self, service: str, command: str, env: Mapping[str, str] | None = None) -> Result:
         """Start `command` as service `service` in the background (no-op if it runs already)."""
@@ -69,3 +68,26 @@ class LabHost:
     def sql(self, statement: str, timeout: float = 30) -> Result:
         """Run SQL as root through the local socket (`mariadb -N -B`)."""
         return self.run(services.sql_command(statement), timeout=timeout)
+
+
+@dataclass(frozen=True)
+class LabHost(PidProcesses):
+    """One container of the lab, addressed by its name (the topology's host name), driven from outside."""
+
+    name: str
+
+    def run(self, command: str, *, timeout: float = 60, input: str | bytes | None = None) -> Result:
+        """Run a shell command inside the container."""
+        args = ["exec", *(["-i"] if input is not None else []), self.name, "sh", "-c", command]
+        return docker(*args, timeout=timeout, input=input)
+
+
+@dataclass(frozen=True)
+class LocalHost(PidProcesses):
+    """The lab container the caller runs in (its agent), with the same pid files and logs as `LabHost`."""
+
+    name: str
+
+    def run(self, command: str, *, timeout: float = 60, input: str | bytes | None = None) -> Result:
+        """Run a shell command here."""
+        return run(["sh", "-c", command], timeout=timeout, input=input)

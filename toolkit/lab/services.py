@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from toolkit import services
 from toolkit.errors import KgtError, LabError
-from toolkit.lab.host import LabHost
+from toolkit.lab.host import LabHost, PidProcesses
 from toolkit.services import ServiceManager
 from toolkit.topology.model import Host, Topology
 
@@ -25,10 +25,10 @@ class LabServices(ServiceManager):
     """The services of one lab container, as pid files and logs under /run/kgt and /var/log/kgt."""
 
     error: ClassVar[type[KgtError]] = LabError
-    shell: LabHost
+    shell: PidProcesses
 
-    def __init__(self, topology: Topology, host: Host) -> None:
-        super().__init__(topology, host, LabHost(host.name))
+    def __init__(self, topology: Topology, host: Host, shell: PidProcesses | None = None) -> None:
+        super().__init__(topology, host, shell or LabHost(host.name))
 
     def start(self, name: str, *args: str) -> None:
         """Its preparation, then its command line in the background (`LabHost.start`)."""
@@ -65,7 +65,7 @@ class LabServices(ServiceManager):
 # -- Galera --------------------------------------------------------------------------------
 
 
-def recover_position(h: LabHost) -> str | None:
+def recover_position(h: PidProcesses) -> str | None:
     """`uuid:seqno` recovered from InnoDB after a crash (so the restart can use IST, not SST)."""
     out = h.run(
         "mariadbd --user=mysql --wsrep-recover --log-error=/tmp/wsrep-recover.log >/dev/null 2>&1; "
@@ -79,7 +79,7 @@ def recover_position(h: LabHost) -> str | None:
 # -- VIPs ----------------------------------------------------------------------------------
 
 
-def held_vips(h: LabHost) -> list[str]:
+def held_vips(h: PidProcesses) -> list[str]:
     """IPv4 addresses on the container's interfaces that are /32 (VIPs)."""
     result = h.run(ADDRESSES, timeout=15)
     return vips_in(result.stdout) if result.ok else []

@@ -8,6 +8,7 @@ rest, so the cluster never loses quorum.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +114,17 @@ def mask_existing(text: str, secrets: Secrets, contexts: set[tuple[str, str]]) -
     return "".join(lines)
 
 
-def changes(files: list[RenderedFile], out: Path, secrets: Secrets) -> list[Change]:
-    """Files that would be added, changed or removed by rendering into `out`."""
-    existing = _read_existing(out)
+def changes(
+    files: list[RenderedFile], out: Path, secrets: Secrets, keep: Callable[[str], bool] = lambda path: True
+) -> list[Change]:
+    """Files that would be added, changed or removed by rendering into `out` (only its files `keep` keeps)."""
+    existing = {path: text for path, text in _read_existing(out).items() if keep(path)}
+    return compare(files, existing, secrets)
+
+
+def compare(files: list[RenderedFile], existing: Mapping[str, str], secrets: Secrets) -> list[Change]:
+    """Files of `files` that differ from `existing` (path → text: a directory, or what is published)."""
+    existing = dict(existing)
     contexts = secret_contexts(files, secrets)
     result = []
     for f in files:

@@ -24,7 +24,7 @@ from toolkit.topology import etcd
 from toolkit.topology.evs import evs_timeouts
 from toolkit.topology.model import Host, Topology
 
-COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns", "nftables", "etcd")
+COMPONENTS = ("galera", "haproxy", "keepalived", "keystone", "memcached", "dns", "nftables", "etcd", "agent")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,13 @@ class RenderedFile:
     reload: str
     mode: int = 0o644
     owner: str = "root"
+    action: str = "restart"  # what the agent does to `service` after a change: restart | reload | apply | none
+    check: str | None = None  # a command that validates the file before it is swapped in (`{file}`: the file)
+
+    @property
+    def target(self) -> str:
+        """Where a host's file goes on that host (`/etc/...`)."""
+        return "/" + self.path.split("/", 1)[1]
 
 
 def template_dirs() -> list[Path]:
@@ -71,6 +78,8 @@ class _Spec:
     reload: str
     mode: int = 0o644
     owner: str = "root"
+    action: str = "restart"
+    check: str | None = None
     extra: Callable[[Topology, Host], dict[str, Any]] | None = None
     when: Callable[[Topology], bool] | None = None  # rendered only where the topology asks
 
@@ -160,6 +169,16 @@ def _nftables(topology: Topology, host: Host) -> dict[str, Any]:
     }
 
 
+CERT_CHECK = "openssl x509 -noout -in {file}"
+KEY_CHECK = "openssl pkey -noout -in {file}"
+# {python}: the agent's own interpreter (it has PyYAML), so the check needs nothing else on the host.
+INI_CHECK = (
+    "{python} -c 'import configparser, sys; configparser.ConfigParser(strict=False, interpolation=None)"
+    ".read_file(open(sys.argv[1]))' {file}"
+)
+YAML_CHECK = "{python} -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' {file}"
+
+
 SPECS = (
     _Spec(
         "galera",
@@ -168,6 +187,7 @@ SPECS = (
         "mariadb",
         "rolling restart: systemctl restart mariadb (one node at a time)",
         extra=_galera,
+        check="mariadbd --defaults-file={file} --help --verbose",
     ),
     _Spec(
         "galera",
@@ -177,6 +197,8 @@ SPECS = (
         "read at the next SST; no reload",
         0o600,
         "mysql",
+        action="none",
+        check="my_print_defaults --defaults-file={file} sst",
     ),
     _Spec(
         "galera",
@@ -185,6 +207,7 @@ SPECS = (
         "kgt-health",
         "systemctl restart kgt-health",
         0o600,
+        check="my_print_defaults --defaults-file={file} client",
     ),
     _Spec(
         "galera",
@@ -210,6 +233,8 @@ SPECS = (
         "systemctl reload haproxy",
         0o600,
         extra=_haproxy,
+        action="reload",
+        check="haproxy -c -f {file}",
     ),
     _Spec(
         "haproxy",
@@ -217,6 +242,7 @@ SPECS = (
         "etc/sysctl.d/60-kgt-haproxy.conf",
         "sysctl",
         "sysctl --system",
+        action="apply",
     ),
     _Spec(
         "keepalived",
@@ -226,6 +252,8 @@ SPECS = (
         "systemctl reload keepalived",
         0o600,
         extra=_keepalived,
+        action="reload",
+        check="keepalived -t -f {file}",
     ),
     _Spec(
         "keystone",
@@ -236,6 +264,7 @@ SPECS = (
         0o600,
         "keystone",
         extra=_keystone,
+        check=INI_CHECK,
     ),
     _Spec(
         "memcached",
@@ -251,6 +280,8 @@ SPECS = (
         "etc/bind/named.conf.options",
         "named",
         "rndc reconfig",
+        action="reload",
+        check="named-checkconf {file}",
     ),
     _Spec(
         "dns",
@@ -258,6 +289,7 @@ SPECS = (
         "etc/bind/named.conf.local",
         "named",
         "rndc reconfig",
+        action="reload",
     ),
     _Spec(
         "etcd",
@@ -266,6 +298,7 @@ SPECS = (
         "etcd",
         "rolling restart: systemctl restart etcd (one member at a time)",
         extra=_etcd,
+        check=YAML_CHECK,
     ),
     _Spec(
         "etcd",
@@ -280,6 +313,8 @@ SPECS = (
         firewall.RULESET,
         "nftables",
         f"nft -f /{firewall.RULESET} (replaces table inet kgt in one transaction)",
+        action="apply",
+        check="nft -c -f {file}",
         extra=_nftables,
         when=lambda t: t.firewall.enabled,
     ),
@@ -290,6 +325,8 @@ SPECS = (
         "nftables",
         "nft -f /etc/nftables.conf (flushes the whole ruleset first)",
         0o755,
+        action="apply",
+        check="nft -c -f {file}",
         when=lambda t: t.firewall.enabled and t.firewall.mode == "complete",
     ),
 )
@@ -316,10 +353,16 @@ def tls_files(topology: Topology, host: Host) -> list[RenderedFile]:
         if not host.has(role):
             continue
         pairs = [(d.cert, cert + key)] if d.combined else [(d.cert, cert), (d.key, key)]
-        files.append(RenderedFile(f"{host.name}{d.ca}", host.name, ca, d.service, d.reload, 0o644, d.owner))
+        files.append(
+            RenderedFile(f"{host.name}{d.ca}", host.name, ca, d.service, d.reload, 0o644, d.owner, d.action, CERT_CHECK)
+        )
         for target, content in pairs:
-            mode = 0o600 if target == d.key else 0o644
-            files.append(RenderedFile(f"{host.name}{target}", host.name, content, d.service, d.reload, mode, d.owner))
+            mode, check = (0o600, KEY_CHECK) if target == d.key else (0o644, CERT_CHECK)
+            files.append(
+                RenderedFile(
+                    f"{host.name}{target}", host.name, content, d.service, d.reload, mode, d.owner, d.action, check
+                )
+            )
     return files
 
 
@@ -330,8 +373,13 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
     common = {"topology": topology, "secrets": _SecretView(secrets), "tls": tls, "ciphers": tlsfiles.CIPHERS}
     files: list[RenderedFile] = []
     zone_text = zone.build(topology)
+    source = topology.source.read_text(encoding="utf-8")
     for host in topology.hosts:
         files += tls_files(topology, host)
+        files += agent_files(topology, host, secrets, env)
+        files.append(
+            RenderedFile(f"{host.name}{TOPOLOGY_FILE}", host.name, source, "kgt", "read when used", action="none")
+        )
         base = {**common, "host": host, "region": topology.region(host.region)}
         for spec in SPECS:
             if not spec.applies(topology, host):
@@ -347,6 +395,8 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
                     spec.reload,
                     spec.mode,
                     spec.owner,
+                    spec.action,
+                    spec.check,
                 )
             )
         if host.has("dns"):
@@ -357,6 +407,8 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
                     zone_text,
                     "named",
                     f"rndc reload {topology.domain}",
+                    action="reload",
+                    check=f"named-checkzone -q {topology.domain} {{file}}",
                 )
             )
     files.append(
@@ -384,6 +436,47 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
         )
     )
     return sorted(files, key=lambda f: f.path)
+
+
+AGENT_CA = "/etc/kgt/tls/ca.crt"  # what a host's agent verifies the etcd members with
+AGENT_FILES = (  # template, target, mode: every host's agent, where the site has etcd members
+    ("agent/agent.yaml.j2", "etc/kgt/agent.yaml", 0o644),
+    ("agent/agent.secret.j2", "etc/kgt/agent.secret", 0o600),
+    ("agent/kgt-agent.service.j2", "etc/systemd/system/kgt-agent.service", 0o644),
+)
+
+
+def agent_files(topology: Topology, host: Host, secrets: Secrets, env: jinja2.Environment) -> list[RenderedFile]:
+    """`host`'s agent start-up files (never published: they let the agent read etcd); none without etcd."""
+    if not etcd.members(topology):
+        return []
+    from toolkit.rollout.credentials import for_host  # only a site with etcd needs it
+
+    values = {
+        "topology": topology,
+        "host": host,
+        "endpoints": etcd.client_urls(topology),
+        "ca": AGENT_CA if topology.tls_on else None,
+        "services": "systemd",
+        "credentials": for_host(topology, secrets, host.name),
+    }
+    out = []
+    for template, target, mode in AGENT_FILES:
+        content = env.get_template(template).render(values)
+        out.append(
+            RenderedFile(f"{host.name}/{target}", host.name, content, AGENT_SERVICE, AGENT_RELOAD, mode, action="none")
+        )
+    if topology.tls_on:
+        ca = _read(topology.tls.ca_file, host, "CA bundle") if topology.tls else ""
+        out.append(RenderedFile(f"{host.name}{AGENT_CA}", host.name, ca, AGENT_SERVICE, AGENT_RELOAD, action="none"))
+    return out
+
+
+# The site's topology on every host: what probes run on the host (NRPE-style) and the agent's
+# coordination read; it holds no secret (the topology never does).
+TOPOLOGY_FILE = "/etc/kgt/topology.yaml"
+AGENT_SERVICE = "kgt-agent"
+AGENT_RELOAD = "install once (kgt publish does not deliver the agent's own files): systemctl restart kgt-agent"
 
 
 class _SecretView:

@@ -50,6 +50,12 @@ def members(topology: Topology) -> tuple[Host, ...]:
     return topology.with_role("etcd")
 
 
+def client_urls(topology: Topology) -> tuple[str, ...]:
+    """Every member's client URL (https on a TLS site): what agents, `kgt publish` and `kgt rollout` dial."""
+    scheme = "https" if topology.tls_on else "http"
+    return tuple(f"{scheme}://{h.address}:{h.settings.etcd.client_port}" for h in members(topology))
+
+
 def majority(size: int) -> int:
     """How many members a side needs to keep etcd serving: more than half of all."""
     return size // 2 + 1
