@@ -59,6 +59,9 @@ class TlsDir:
         return f"{self.path}/server.pem" if self.combined else f"{self.path}/server.key"
 
 
+# Every host's agent verifies the etcd members with its own copy of the CA bundle (no key).
+AGENT_CA = "/etc/kgt/tls/ca.crt"
+
 BY_ROLE: dict[str, TlsDir] = {
     d.role: d
     for d in (

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.etcd import Cluster, loopback_site
+from tests.support.etcd import Cluster, assert_need_to_know, loopback_site
 from tests.unit.builders import fake_secret_values, topology_data
 from toolkit import cli, secretstore
-from toolkit.errors import StorePermissionDenied, StoreUnavailable
+from toolkit.errors import StoreUnavailable
 from toolkit.render.select import Selection
 from toolkit.rollout import apply as files
 from toolkit.rollout import publish
@@ -146,16 +146,7 @@ def test_a_publish_that_changes_nothing_writes_nothing(site: dict[str, Any]) -> 
 
 
 def test_a_hosts_credentials_read_its_prefix_and_are_refused_on_anothers(site: dict[str, Any]) -> None:
-    t, keys = site["topology"], Keys(site["topology"].name)
-    mine = for_host(t, site["secrets"], "r1-proxy1")
-    with Store(StoreSettings(publish.endpoints(t), t.client_ca, mine.user, mine.password)) as store:
-        assert store.get(keys.manifest("r1-proxy1")) is not None
-        with pytest.raises(StorePermissionDenied):
-            store.get(keys.manifest("r2-proxy1"))
-        with pytest.raises(StorePermissionDenied):
-            store.get_prefix(keys.blobs("r2-db1"))
-        with pytest.raises(StorePermissionDenied):
-            store.put(keys.manifest("r1-proxy1"), b"{}")  # an agent cannot publish
+    assert_need_to_know(site["topology"], site["secrets"], "r1-proxy1", ("r2-proxy1", "r2-db1"))
 
 
 def test_no_secret_is_in_etcd_in_clear_text(site: dict[str, Any]) -> None:
@@ -232,7 +223,9 @@ def test_an_unhealthy_restart_is_rolled_back_and_halts_the_service(site: dict[st
     with Store(publish.root_settings(t, site["secrets"])) as store:
         halt = store.get(Keys(t.name).halt("haproxy"))
         assert halt is not None and b"r2-proxy1" in halt.value
-        store.delete_prefix(Keys(t.name).halts)
+    code, out, _ = kgt("rollout", "resume", "haproxy", site["path"])
+    assert code == 0 and out.startswith("haproxy: rollout resumed (it was halted: r2-proxy1: ")
+    assert kgt("rollout", "resume", "haproxy", site["path"])[1] == "haproxy: its rollout is not halted\n"
 
 
 def test_a_hand_edited_file_is_reported_as_drift_and_not_overwritten(site: dict[str, Any]) -> None:

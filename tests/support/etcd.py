@@ -122,3 +122,27 @@ class Cluster:
         time.sleep(0.2)
         for m in self.members:
             poll(m.healthy, timeout=30, what=f"etcd {m.host}", every=0.2, retry_on=(OSError,))
+
+
+def assert_need_to_know(topology: Any, secrets: Any, host: str, others: tuple[str, str]) -> None:
+    """`host`'s agent credentials read its own manifest, and are refused on another host's manifest and contents
+    (`others`: a host whose manifest, a host whose contents are tried) and on any write of a manifest."""
+    from toolkit.errors import StorePermissionDenied
+    from toolkit.rollout import publish
+    from toolkit.rollout.credentials import for_host
+    from toolkit.rollout.keys import Keys
+    from toolkit.store import Store, StoreSettings
+
+    keys, mine = Keys(topology.name), for_host(topology, secrets, host)
+    with Store(StoreSettings(publish.endpoints(topology), topology.client_ca, mine.user, mine.password)) as store:
+        assert store.get(keys.manifest(host)) is not None
+        for attempt in (
+            lambda: store.get(keys.manifest(others[0])),
+            lambda: store.get_prefix(keys.blobs(others[1])),
+            lambda: store.put(keys.manifest(host), b"{}"),  # an agent cannot publish
+        ):
+            try:
+                attempt()
+            except StorePermissionDenied:
+                continue
+            raise AssertionError(f"{host}'s credentials were not refused")

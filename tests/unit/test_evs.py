@@ -113,14 +113,16 @@ def garbd_accepts(options: list[tuple[str, str]], workdir: Path, timeout: float 
 
     garbd 26.4 sometimes dies before reading any option with "Failed to set thread
     schedparams … No such process" (a start-up race in gcomm's thread set-up, seen on a busy
-    2-core machine); that run gave no verdict, so it is asked again, a bounded number of times.
+    2-core machine; also "Failed to read thread schedparams"); that run gave no verdict, so it is
+    asked again, a bounded number of times, waiting a little longer each time.
     """
     seen: list[str] = []
-    for _ in range(10):
+    for attempt in range(10):
         seen.clear()
         verdict = garbd_verdict(options, workdir, timeout, seen)
         if verdict is not None:
             return verdict
+        time.sleep(0.2 * (attempt + 1))  # runs in a row hit the race while the machine stays busy
     last = "\n".join(seen[-15:])
     raise AssertionError(f"garbd gave no verdict in 10 runs on {options}; the last run printed:\n{last}")
 

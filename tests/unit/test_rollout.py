@@ -186,3 +186,13 @@ def test_a_selection_names_hosts_in_file_order(example: Topology) -> None:
 
 def test_digest_is_sha256() -> None:
     assert digest(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_every_hosts_agent_gets_the_site_ca_and_no_key(example: Topology) -> None:
+    from toolkit import tlsfiles
+
+    assert example.tls is not None
+    rendered = {f.path: f for f in engine.render(example, fake_secrets())}
+    for host in example.hosts:
+        ca = rendered[f"{host.name}{tlsfiles.AGENT_CA}"]
+        assert ca.content == example.tls.ca_file.read_text() and "PRIVATE KEY" not in ca.content

@@ -438,7 +438,7 @@ def render(topology: Topology, secrets: Secrets) -> list[RenderedFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-AGENT_CA = "/etc/kgt/tls/ca.crt"  # what a host's agent verifies the etcd members with
+AGENT_CA = tlsfiles.AGENT_CA
 AGENT_FILES = (  # template, target, mode: every host's agent, where the site has etcd members
     ("agent/agent.yaml.j2", "etc/kgt/agent.yaml", 0o644),
     ("agent/agent.secret.j2", "etc/kgt/agent.secret", 0o600),

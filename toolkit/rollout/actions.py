@@ -13,6 +13,7 @@ Which restarts are coordinated across hosts is `toolkit.rollout.coordinate`.
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -39,6 +40,7 @@ ORDER = (
     "keystone",
     "named",
 )
+EXIT_GRACE = 5.0  # s a service just started may take to show its process (its pid file)
 HEALTH_GATE = Gate(60)  # how long a service without a `back` gate of its own may take to be healthy
 UNITS = {"named": "named", "kgt-health": "kgt-health"}  # systemd unit names that differ from the service's
 
@@ -49,6 +51,10 @@ class ActionFailed(KgtError):
     def __init__(self, service: str, message: str) -> None:
         self.service = service
         super().__init__(message)
+
+
+class NotActed(ActionFailed):
+    """A coordinated step that was not taken (its rollout halted, the cluster not whole, its turn never came)."""
 
 
 def order_of(service: str) -> int:
@@ -107,10 +113,26 @@ class ServiceActions:
         if action in ("none", "apply") or service not in services.SERVICES:
             return
         gate = services.SERVICES[service].back or HEALTH_GATE
+        m, exited, seen = self.manager, [], []
+        started = time.monotonic()
+
+        def settled() -> bool:
+            if m.running(service):
+                seen.append(True)
+            elif seen or time.monotonic() - started > EXIT_GRACE:
+                exited.append(True)  # it ran and stopped, or never came up: it will not become healthy
+                return True
+            return m.healthy(service)
+
+        spec = services.SERVICES[service]
+        what = spec.health.what(m) if spec.health is not None else f"{service} running"
         try:
-            self.manager.wait_healthy(service, gate)
+            m.wait_until(settled, what=what, service=service, gate=gate)
         except KgtError as exc:
             raise ActionFailed(service, f"{service}: not healthy after {action}: {str(exc).splitlines()[0]}") from None
+        if exited:
+            tail = " | ".join(m.log_tail(service, 3).strip().splitlines())[-300:]
+            raise ActionFailed(service, f"{service}: exited after {action}: {tail or 'no log'}")
 
 
 class SystemdServices(ServiceManager):

@@ -34,7 +34,7 @@ import yaml
 from toolkit.errors import Compacted, KgtError, StoreError, StoreUnavailable
 from toolkit.files import write_atomic
 from toolkit.rollout import apply as files
-from toolkit.rollout.actions import ActionFailed, order_of
+from toolkit.rollout.actions import ActionFailed, NotActed, order_of
 from toolkit.rollout.coordinate import Coordinator
 from toolkit.rollout.credentials import AgentCredentials
 from toolkit.rollout.keys import Keys
@@ -202,15 +202,12 @@ class Agent:
         return out
 
     def changed_entries(self, manifest: Manifest) -> list[Entry]:
-        """The entries whose file on disk is not already this content with this owner and mode."""
-        old = {e.path: e for e in self.applied.files} if self.applied else {}
-        out = []
-        for e in manifest.files:
-            on_disk = files.on_disk(self.config.root, e.path)
-            same_meta = old.get(e.path) is not None and (old[e.path].mode, old[e.path].owner) == (e.mode, e.owner)
-            if files.sha_of(on_disk) != e.sha256 or not same_meta:
-                out.append(e)
-        return out
+        """The entries whose file on disk is not already this content with this mode and owner.
+
+        So a host whose files are already in place (a site adopted, a generation applied by a
+        killed agent) acts on nothing.
+        """
+        return [e for e in manifest.files if not files.in_place(self.config.root, e)]
 
     def apply(self, manifest: Manifest) -> bool:
         """Apply one generation (see the module docstring); whether it is now the applied one."""
@@ -243,17 +240,20 @@ class Agent:
     def finish(self, manifest: Manifest, changed: list[Entry]) -> bool:
         """After the swap: the actions, health, rollback on failure; the state and the journal."""
         root, state_dir = self.config.root, self.config.state_dir
+        acted: list[str] = []
         try:
-            self.run_actions(changed)
+            self.run_actions(changed, acted=acted)
         except ActionFailed as exc:
             paths = [e.path for e in changed]
             files.restore_previous(root, state_dir, paths)
             files.Journal.clear(state_dir)
-            try:
-                self.run_actions(changed, coordinated=False)
+            if not isinstance(exc, NotActed):
+                acted.append(exc.service)
+                self.coordinator.halt(exc.service, f"{self.config.host}: {exc}")
+            try:  # the services that took the new files take the old ones again; the others never saw them
+                self.run_actions([e for e in changed if e.service in acted], coordinated=False)
             except ActionFailed as again:
                 log.error("rollback's actions failed too: %s", again)
-            self.coordinator.halt(exc.service, f"{self.config.host}: {exc}")
             was = self.applied.generation if self.applied else 0
             self.report("failed", f"{exc}; rolled back to generation {was}")
             return False
@@ -265,8 +265,8 @@ class Agent:
         self.report("applied")
         return True
 
-    def run_actions(self, changed: list[Entry], *, coordinated: bool = True) -> None:
-        """Each changed service's action once, in `ORDER`, the strongest action its files ask for."""
+    def run_actions(self, changed: list[Entry], *, coordinated: bool = True, acted: list[str] | None = None) -> None:
+        """Each changed service's action once, in `ORDER`, the strongest action its files ask for (`acted`: done)."""
         wanted: dict[str, tuple[str, list[str]]] = {}
         rank = {"none": 0, "apply": 1, "reload": 2, "restart": 3}
         for e in changed:
@@ -275,6 +275,8 @@ class Agent:
         for service in sorted(wanted, key=order_of):
             action, paths = wanted[service]
             self.coordinator.act(service, action, paths, coordinated=coordinated, waiting=self._waiting)
+            if acted is not None:
+                acted.append(service)
 
     def _waiting(self, why: str) -> None:
         self.report("waiting", why)

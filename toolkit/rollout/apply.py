@@ -61,6 +61,18 @@ def sha_of(file: Path) -> str | None:
         return None
 
 
+def in_place(root: Path, entry: Entry) -> bool:
+    """Whether the file is there with the entry's content, mode and owner."""
+    file = on_disk(root, entry.path)
+    try:
+        stat = file.stat()
+    except OSError:
+        return False
+    uid, _ = _ids(entry.owner)
+    owner_ok = os.geteuid() != 0 or stat.st_uid == uid
+    return stat.st_mode & 0o7777 == entry.mode and owner_ok and sha_of(file) == entry.sha256
+
+
 def _ids(owner: str) -> tuple[int, int]:
     """uid and gid of `owner` (its primary group); the agent's own when the user does not exist here."""
     try:

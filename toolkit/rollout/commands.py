@@ -1,4 +1,4 @@
-"""`kgt agent` (runs on every host) and `kgt rollout status | wait | resume` (read back what the agents did).
+"""`kgt agent` (runs on every host) and `kgt rollout status | wait | resume` (what the agents did; a halt cleared).
 
 Exit codes: `rollout status` 0 when every selected host runs its published generation, 1
 when some do not (pending, waiting, failed, stale or drifted), 3 when etcd cannot be read;
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import signal
 import threading
 import time
@@ -52,6 +53,7 @@ def agent(config_path: Path, services: str | None, once: bool) -> None:
     from toolkit.rollout.keys import Keys
     from toolkit.store import Store, StoreSettings
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = AgentConfig.read(config_path)
     if services:
         config = dataclasses.replace(config, services=services)
@@ -170,3 +172,30 @@ def wait_command(
             )
             click.get_current_context().exit(1)
         time.sleep(0.25)
+
+
+@rollout.command("resume")
+@click.argument("service")
+@topology_argument()
+@secrets_option
+def resume_command(service: str, topology: Path, secrets_path: Path | None) -> None:
+    """Clear the halt a failed restart of SERVICE set, so the agents may restart it again."""
+    from toolkit import secretstore
+    from toolkit.rollout import publish
+    from toolkit.rollout.keys import Keys
+    from toolkit.store import Store
+    from toolkit.topology import load
+
+    model = load(topology)
+    secrets = secretstore.for_topology(model, secrets_path)
+    key = Keys(model.name).halt(service)
+    try:
+        with Store(publish.root_settings(model, secrets)) as store:
+            item = store.get(key)
+            if item is None:
+                click.echo(f"{service}: its rollout is not halted")
+                return
+            store.delete_prefix(key)
+    except StoreError as exc:
+        raise RolloutUnreadable(f"etcd: {exc}") from None
+    click.echo(f"{service}: rollout resumed (it was halted: {item.value.decode(errors='replace')})")

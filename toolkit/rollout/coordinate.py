@@ -24,6 +24,7 @@ finished, and no new one starts.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,14 +36,16 @@ from toolkit.analysis import events
 from toolkit.analysis.cluster import evaluate
 from toolkit.analysis.model import Layout
 from toolkit.errors import StoreError
-from toolkit.rollout.actions import ActionFailed, ServiceActions
+from toolkit.rollout.actions import NotActed, ServiceActions
 from toolkit.rollout.apply import on_disk
 from toolkit.rollout.keys import Keys
 from toolkit.services import wsrep_status
 from toolkit.store import Item, Store
 from toolkit.topology.model import Topology
+from toolkit.topology.settings import HaproxyConfig
 from toolkit.wsrep import SYNCED, NodeState
 
+log = logging.getLogger("toolkit.rollout.coordinate")
 MAINTENANCE = "/etc/kgt/maintenance"  # `kgt health serve` answers 503 while it exists (a drained node)
 LOCK_TTL = 15  # s: a dead agent's lock is free again after this
 LOCK_WAIT = 900.0  # s an agent waits for its turn and the lock
@@ -75,7 +78,7 @@ ROLE_OF = {"mariadb": "galera", "etcd": "etcd", "keystone": "keystone"}
 Waiting = Callable[[str], None]
 
 
-class Halted(ActionFailed):
+class Halted(NotActed):
     """The service's rollout was stopped by a failed restart elsewhere."""
 
 
@@ -126,11 +129,13 @@ class Coordinator:
         if lock is not None:
             waiting(f"waiting for the {name} lock")
         with lock if lock is not None else nullcontext():
+            log.info("%s: %s %s (lock %s)", self.host, action, service, name or "none")
             if service == "mariadb":
                 self._galera_gate(topology, actions)
             with self._drained(topology) if policy.drain else nullcontext():
                 actions.act(service, action, paths)
                 actions.wait_healthy(service, action)
+                log.info("%s: %s healthy after %s", self.host, service, action)
 
     def _wait_turn(self, topology: Topology, service: str, waiting: Waiting) -> None:
         """Until every host of the role before this one (file order) runs this generation or later."""
@@ -147,7 +152,7 @@ class Coordinator:
             if self.halted(service):
                 raise Halted(service, f"{service}: rollout halted while waiting for {', '.join(behind)}")
             if time.monotonic() > deadline:
-                raise ActionFailed(service, f"{service}: {', '.join(behind)} did not take generation {target}")
+                raise NotActed(service, f"{service}: {', '.join(behind)} did not take generation {target}")
             waiting(f"waiting for {', '.join(behind)} to run generation {target} first")
             time.sleep(TURN_POLL)
 
@@ -157,9 +162,9 @@ class Coordinator:
         voters = len(topology.voters)
         if state.local_state != SYNCED or not state.primary or state.cluster_size != voters:
             seen = f"{state.local_state_comment or 'down'}, {state.cluster_size or 0} of {voters} voters"
-            raise ActionFailed("mariadb", f"mariadb: not restarted: the cluster is not whole ({seen})")
+            raise NotActed("mariadb", f"mariadb: not restarted: the cluster is not whole ({seen})")
         if not evaluate(Layout.of(topology), [[events.maintenance(self.host)]]).survives:
-            raise ActionFailed("mariadb", f"mariadb: not restarted: a clean leave of {self.host} loses Primary")
+            raise NotActed("mariadb", f"mariadb: not restarted: a clean leave of {self.host} loses Primary")
 
     @contextmanager
     def _drained(self, topology: Topology) -> Iterator[None]:
@@ -169,12 +174,21 @@ class Coordinator:
         flag.write_text(f"drained by kgt agent for a restart at {time.time():.0f}\n")
         region = topology.region(topology.host(self.host).region)
         proxies = region.with_role("haproxy")
-        bound = max((p.settings.haproxy.detection_bound for p in proxies), default=0.0)
-        time.sleep(bound + 0.5)  # every proxy has seen the 503 and moved new clients to the next server
+        # A server that is up is checked every `inter`; after its first failed check HAProxy checks
+        # it every `fastinter` until `fall` checks failed: then every proxy has moved new clients on.
+        bound = max((_marked_down(p.settings.haproxy) for p in proxies), default=0.0) + 0.2
+        log.info("%s drained (%s); waiting %.1fs for the proxies to see it", self.host, MAINTENANCE, bound)
+        time.sleep(bound)
         try:
             yield
         finally:
             flag.unlink(missing_ok=True)
+            log.info("%s undrained", self.host)
+
+
+def _marked_down(h: HaproxyConfig) -> float:
+    """The longest a proxy takes to mark down a server that starts failing its checks."""
+    return h.inter + (h.fall - 1) * h.fastinter
 
 
 def _generation(statuses: dict[str, Item], key: str) -> int:

@@ -1,6 +1,7 @@
 """Where everything lives in etcd, under one prefix per site: `/kgt/<site>/`.
 
     /kgt/<site>/generation                     the last generation number any publish used
+    /kgt/<site>/auth                           a fingerprint of the etcd users and grants last set up
     /kgt/<site>/hosts/<host>/manifest          that host's current generation (JSON, no secret)
     /kgt/<site>/hosts/<host>/blobs/<sha256>    a file's content, encrypted with the host's key
     /kgt/<site>/status/<host>/state            what the host's agent last did (JSON)
@@ -33,6 +34,11 @@ class Keys:
     def prefix(self) -> str:
         """Every key of the site."""
         return f"{ROOT}/{self.site}/"
+
+    @property
+    def auth(self) -> str:
+        """The fingerprint of the users and grants `kgt publish` set up last (no secret)."""
+        return f"{self.prefix}auth"
 
     @property
     def generation(self) -> str:

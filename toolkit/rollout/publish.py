@@ -19,10 +19,13 @@ shows per host what would change (secrets masked, as `kgt diff` does) and the pl
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from toolkit.errors import KgtError, StoreError
+from toolkit.errors import KgtError, StoreAuthFailed, StoreError
 from toolkit.render import diff as differ
 from toolkit.render.engine import AGENT_SERVICE, RenderedFile, render
 from toolkit.render.select import Selection
@@ -53,13 +56,30 @@ def root_settings(topology: Topology, secrets: Secrets) -> StoreSettings:
 
 
 def ensure_auth(topology: Topology, secrets: Secrets) -> None:
-    """etcd's root and one user per host with its grants; auth on. Idempotent (every publish runs it)."""
+    """etcd's root and one user per host with its grants; auth on. Idempotent (every publish runs it).
+
+    Setting auth up takes a few dozen requests, so the site keeps a fingerprint of what it set
+    (`/kgt/<site>/auth`: an HMAC keyed with the root password over every user, grant and
+    password; no secret): a publish that finds the same fingerprint skips it.
+    """
     keys = Keys(topology.name)
     users: dict[str, UserSpec] = {}
     for host in topology.hosts:
         c = credentials(topology, secrets, host.name)
         users[c.user] = (c.password, keys.agent_grants(host.name))
-    setup_auth(root_settings(topology, secrets), secrets["etcd_root_password"], users)
+    root = secrets["etcd_root_password"]
+    spec = json.dumps({u: [p, [list(g) for g in grants]] for u, (p, grants) in sorted(users.items())})
+    fingerprint = hmac.new(root.encode(), spec.encode(), hashlib.sha256).hexdigest().encode()
+    try:
+        with Store(root_settings(topology, secrets)) as store:
+            item = store.get(keys.auth)
+            if item is not None and hmac.compare_digest(item.value, fingerprint):
+                return
+    except StoreAuthFailed:
+        pass  # a new cluster: root is not set up yet
+    setup_auth(root_settings(topology, secrets), root, users)
+    with Store(root_settings(topology, secrets)) as store:
+        store.put(keys.auth, fingerprint)
 
 
 def host_files(topology: Topology, secrets: Secrets, selection: Selection) -> dict[str, list[RenderedFile]]:
