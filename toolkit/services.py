@@ -199,14 +199,11 @@ SERVICES: dict[str, Service] = {
         Service(
             "haproxy",
             "haproxy",
-            # Master-worker: USR2 reloads gracefully (the master keeps the listeners and hands them
-            # to new workers, old workers finish their connections); workers exit with their master.
-            "haproxy -W -db -f /etc/haproxy/haproxy.cfg",
+            "haproxy -db -f /etc/haproxy/haproxy.cfg",
             prepare="mkdir -p /run/haproxy",
             health=http("http://{address}:{settings.haproxy.stats_port}/healthz"),
             boot=Gate(60),
             back=Gate(30, interval=0.2),
-            reload_signal="USR2",
         ),
         Service(
             "keepalived",  # with pid files of its own; on boot the site waits for its VIPs instead

@@ -93,7 +93,7 @@ def test_start_stop_kill_restart_go_through_the_lab_service_manager(fake_lab: Fa
     m.start("haproxy")
     started = _new(fake_lab)
     assert started[0] == "r1-proxy1: mkdir -p /run/haproxy"
-    assert "exec haproxy -W -db -f /etc/haproxy/haproxy.cfg" in started[1] and "/var/log/kgt/haproxy.log" in started[1]
+    assert "exec haproxy -db -f /etc/haproxy/haproxy.cfg" in started[1] and "/var/log/kgt/haproxy.log" in started[1]
     assert m.running("haproxy") and m.healthy("haproxy")
     m.stop("haproxy")
     (stop,) = _new(fake_lab)[1:]  # after the running/health probes
@@ -136,17 +136,9 @@ def test_reload_signals_where_the_service_rereads_its_config_else_restarts(fake_
     ]
     m.start("haproxy")
     _new(fake_lab)
-    m.reload("haproxy")  # master-worker: USR2 reloads gracefully
-    assert _new(fake_lab) == [
-        "r1-proxy1: [ -f /run/kgt/haproxy.pid ] && kill -0 $(cat /run/kgt/haproxy.pid) 2>/dev/null "
-        "&& kill -USR2 $(cat /run/kgt/haproxy.pid); true"
-    ]
-    db = LabServices(fake_lab.topology, fake_lab.topology.host("r1-db1"))
-    db.start("memcached")
-    _new(fake_lab)
-    db.reload("memcached")  # memcached has no reload signal: a restart
-    stopped, started = _new(fake_lab)
-    assert "kill -TERM" in stopped and "exec memcached" in started
+    m.reload("haproxy")  # haproxy -db has no reload signal: a restart
+    stopped, _, started = _new(fake_lab)
+    assert "kill -TERM" in stopped and "exec haproxy -db" in started
 
 
 def test_log_tail_reads_the_service_log(fake_lab: FakeLab) -> None:
@@ -246,15 +238,13 @@ def test_restart_reload_and_bring_back_need_only_the_abstract_methods(tmp_path: 
     m.restart("haproxy")
     m.reload("keepalived")
     m.reload("haproxy")
-    m.reload("memcached")
     m.kill("keepalived")
     assert m.calls == [
         ("stop", "haproxy"),
         ("start", "haproxy"),
         ("signal", "keepalived", "HUP"),
-        ("signal", "haproxy", "USR2"),
-        ("stop", "memcached"),
-        ("start", "memcached"),
+        ("stop", "haproxy"),
+        ("start", "haproxy"),
         ("kill", "keepalived"),
     ]
     m.bring_back("keepalived")  # drops the region's VIPs on the host first

@@ -22,7 +22,6 @@ from toolkit.lab.host import LabHost
 from toolkit.lab.network import WanSpec
 from toolkit.lab.services import LabServices
 from toolkit.services import REJOIN, SERVICES, galera_args
-from toolkit.topology import etcd
 from toolkit.topology.model import Host, Topology
 
 Echo = Callable[[str], None]
@@ -241,9 +240,6 @@ class LabBackend(Backend):
                 for host in (h for h in hosts if h.has(SERVICES[name].role)):
                     self.start_service(host, name)
             step(label, t0)
-        if etcd.members(self.topology):
-            for host in hosts:  # its agent, as at boot (it finds its files in place: nothing to act on)
-                services.start_agent(self._h(host))
         steps["total"] = round(time.monotonic() - started, 2)
         return steps
 

@@ -10,6 +10,7 @@ step with the elapsed time.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ import yaml
 
 from toolkit import tlsclient
 from toolkit.errors import LabError
-from toolkit.lab import compose, docker, files, network, services
+from toolkit.lab import compose, docker, network, services
 from toolkit.lab.host import LabHost, PidProcesses
 from toolkit.lab.services import LabServices
 from toolkit.lab.state import LabState
@@ -63,7 +64,6 @@ def _holds(h: PidProcesses, address: str) -> bool:
 SIZE_GATE = Gate(120)  # the whole cluster (arbitrators included) seen by the first node
 VIP_GATE = Gate(60)  # each VIP on its MASTER
 PROXIED_GATE = Gate(60)  # Keystone through each VIP
-AGENTS_GATE = Gate(60)  # every host's agent reports the first generation applied
 
 
 @dataclass
@@ -122,17 +122,16 @@ class Booter:
         self.progress.done(step, done if isinstance(done, str) else done())
 
     def containers(self, source: Path) -> None:
-        """Write the compose file, start every container idle and copy each host's rendered files in."""
+        """Write the compose file and start every container idle."""
         step = "containers"
         self.progress.begin(step)
+        _own_files(self.state.rendered)
         document = compose.build(self.topology, self.state.rendered, source)
         self.state.compose_file.write_text(yaml.safe_dump(document, sort_keys=True))
         result = docker.compose(self.state.compose_file, self.state.project, "up", "-d", "--no-build", timeout=300)
         if not result.ok:
             raise LabError(f"step {step}: docker-compose up failed: {result.stderr.strip()[-1500:]}")
-        copied = sum(files.install(self.state.rendered, host) for host in self.topology.hosts)
-        containers = len(document["services"])
-        self.progress.done(step, f"{containers} containers on {compose.LAB_NETWORK} (internal), {copied} files in")
+        self.progress.done(step, f"{len(document['services'])} containers on {compose.LAB_NETWORK} (internal)")
 
     def wan(self) -> None:
         """Start the WAN router and route every container's cross-region traffic through it."""
@@ -282,33 +281,6 @@ class Booter:
             done = f"{len(hosts)} servers answer for {self.topology.domain}"
             self._serve("dns", "named", hosts, done, one_by_one=True)
 
-    def agents(self) -> None:
-        """Publish the booted site as its first generation, start every host's agent, wait until each runs it.
-
-        The files are in place already, so no agent acts on anything: from here on every change
-        reaches the hosts through `kgt publish`, as on a real site.
-        """
-        if not etcd_cluster.members(self.topology):
-            return
-        from toolkit.render.select import Selection
-        from toolkit.rollout import publish, status
-
-        step = "agents"
-        self.progress.begin(step)
-        with _in_step(step):
-            generation = publish.publish(self.topology, self.secrets, Selection(), lambda _line: None)
-            for host in self.topology.hosts:
-                services.start_agent(self.host(host))
-
-            def converged() -> bool:
-                return all(row.converged for row in status.read(self.topology, self.secrets, Selection()))
-
-            first = self.services(self.topology.hosts[0])  # on a timeout, its agent's log says why
-            first.wait_until(
-                converged, what="every agent runs the published generation", service=services.AGENT, gate=AGENTS_GATE
-            )
-        self.progress.done(step, f"{len(self.topology.hosts)} agents run generation {generation}")
-
 
 @contextmanager
 def _in_step(step: str) -> Iterator[None]:
@@ -351,6 +323,26 @@ def _etcd_leader(topology: Topology, members: Sequence[Host]) -> str:
     raise LabError(f"host {first.name}: etcd leader {leader!r} is not in the member list")
 
 
+def _own_files(rendered: Path) -> None:
+    """Give rendered files the owner the manifest names, as that user's ids inside the image.
+
+    Files are bind-mounted, so their host-side owner is what services in the container see
+    (a 0600 file for mysql must belong to the image's mysql uid).
+    """
+    files = json.loads((rendered / "manifest.json").read_text())["files"]
+    ids: dict[str, tuple[int, int]] = {}
+    for owner in sorted({f["owner"] for f in files} - {"root"}):
+        result = docker.docker(
+            "run", "--rm", "--network", "none", docker.IMAGE, "sh", "-c", f"id -u {owner} && id -g {owner}", timeout=60
+        )
+        if result.ok:
+            uid, gid = (int(x) for x in result.stdout.split()[:2])
+            ids[owner] = (uid, gid)
+    for f in files:
+        if f["owner"] in ids:
+            os.chown(rendered / f["path"], *ids[f["owner"]])
+
+
 def up(topology: Topology, secrets: Secrets, state: LabState, source: Path, echo: Echo) -> dict[str, float]:
     """Boot the whole lab; return seconds per step. Raises LabError on the first failed step."""
     progress = Progress(echo)
@@ -365,7 +357,6 @@ def up(topology: Topology, secrets: Secrets, state: LabState, source: Path, echo
     booter.memcached()
     booter.keystone()
     booter.dns()
-    booter.agents()
     total = time.monotonic() - progress.started
     state.save_timings({**progress.steps, "total": round(total, 2)})
     echo(f"[{total:6.1f}s] lab {state.project} is up: {json.dumps({'hosts': len(topology.hosts)})}")

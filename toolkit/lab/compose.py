@@ -40,6 +40,11 @@ def check_addresses(topology: Topology) -> None:
             raise LabError(f"host {host.name}: {host.address} is reserved in the lab")
 
 
+def _mounts(rendered: Path, host: str) -> list[str]:
+    root = rendered / host
+    return sorted(f"{path}:/{path.relative_to(root).as_posix()}:ro" for path in root.rglob("*") if path.is_file())
+
+
 def build(topology: Topology, rendered: Path, source: Path) -> dict[str, Any]:
     """The compose document for `topology`, mounting files rendered under `rendered`."""
     check_addresses(topology)
@@ -49,9 +54,12 @@ def build(topology: Topology, rendered: Path, source: Path) -> dict[str, Any]:
         sysctls = {"net.ipv4.conf.all.accept_redirects": "0", "net.ipv4.conf.default.accept_redirects": "0"}
         if host.has("haproxy"):
             sysctls["net.ipv4.ip_nonlocal_bind"] = "1"
-        # The rendered files are copied in once the containers run (`toolkit.lab.files`): the
-        # host's agent replaces them later, which it could not do to a bind mount.
-        mounts = [f"{source / 'toolkit'}:/opt/kgt/src/toolkit:ro"]
+        mounts = [
+            *_mounts(rendered, host.name),
+            f"{source / 'toolkit'}:/opt/kgt/src/toolkit:ro",
+            # The topology itself comes with the rendered files (/etc/kgt/topology.yaml, for probes
+            # run on the host, NRPE-style: `kgt probe vip`, and for the agent).
+        ]
         if host.has("galera"):
             volumes[f"{host.name}-data"] = {}
             mounts.append(f"{host.name}-data:/var/lib/mysql")

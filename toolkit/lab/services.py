@@ -62,19 +62,6 @@ class LabServices(ServiceManager):
         return self.shell.run(script, timeout=30).stdout
 
 
-# -- the host's agent ----------------------------------------------------------------------
-
-AGENT = "kgt-agent"  # its pid file and log: /run/kgt/kgt-agent.pid, /var/log/kgt/kgt-agent.log
-AGENT_COMMAND = "kgt agent --services lab"  # /etc/kgt/agent.yaml, services driven as the lab drives them
-
-
-def start_agent(h: PidProcesses) -> None:
-    """Start the container's `kgt agent` (no-op while it runs); it applies what is published for its host."""
-    result = h.start(AGENT, AGENT_COMMAND)
-    if not result.ok:
-        raise LabError(f"host {h.name}: kgt agent did not start: {result.stderr.strip()[-300:]}")
-
-
 # -- Galera --------------------------------------------------------------------------------
 
 
