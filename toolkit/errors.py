@@ -202,3 +202,33 @@ class Compacted(StoreError):
 
 class LockTimeout(StoreError):
     """The etcd lock stayed held by another holder for the whole wait."""
+
+
+class PublishError(KgtError):
+    """A publish could not be written as asked (a concurrent publish, no etcd member in the topology)."""
+
+
+class AgentError(KgtError):
+    """The agent's own configuration is unusable."""
+
+
+class ActionFailed(KgtError):
+    """A service did not take its new files: the action failed, or it is not healthy after it."""
+
+    def __init__(self, service: str, message: str) -> None:
+        self.service = service
+        super().__init__(message)
+
+
+class NotActed(ActionFailed):
+    """A coordinated step that was not taken (its rollout halted, the cluster not whole, its turn never came)."""
+
+
+class Halted(NotActed):
+    """The service's rollout was stopped by a failed restart elsewhere."""
+
+
+class RolloutUnreadable(KgtError):
+    """etcd could not be read (`kgt rollout`)."""
+
+    exit_code = 3

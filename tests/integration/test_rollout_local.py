@@ -23,11 +23,10 @@ import yaml
 from tests.support.etcd import Cluster, assert_need_to_know, loopback_site
 from tests.unit.builders import fake_secret_values, topology_data
 from toolkit import cli, secretstore
-from toolkit.errors import StoreUnavailable
+from toolkit.errors import ActionFailed, StoreUnavailable
 from toolkit.render.select import Selection
 from toolkit.rollout import apply as files
 from toolkit.rollout import publish
-from toolkit.rollout.actions import ActionFailed
 from toolkit.rollout.agent import Agent, AgentConfig
 from toolkit.rollout.coordinate import Coordinator
 from toolkit.rollout.credentials import for_host

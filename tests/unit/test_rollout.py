@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from builders import EXAMPLE, fake_secrets
 
-from toolkit.errors import StoreError
+from toolkit.errors import AgentError, StoreError
 from toolkit.render import engine
 from toolkit.render.select import Selection
 from toolkit.rollout import apply as files
 from toolkit.rollout.actions import ORDER, order_of
-from toolkit.rollout.agent import AgentConfig, AgentError
+from toolkit.rollout.agent import AgentConfig
 from toolkit.rollout.credentials import AgentCredentials, for_host
 from toolkit.rollout.keys import Keys
 from toolkit.rollout.manifest import Entry, Manifest, digest

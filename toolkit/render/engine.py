@@ -147,7 +147,7 @@ def _memcached(topology: Topology, host: Host) -> dict[str, Any]:
 
 def _etcd(topology: Topology, host: Host) -> dict[str, Any]:
     members = etcd.members(topology)
-    scheme = "https" if topology.tls_on else "http"
+    scheme = tlsfiles.scheme(topology.tls_on)
     cluster = ",".join(f"{m.name}={scheme}://{m.address}:{m.settings.etcd.peer_port}" for m in members)
     return {
         "e": host.settings.etcd,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from toolkit import services
-from toolkit.errors import KgtError
+from toolkit.errors import ActionFailed, KgtError
 from toolkit.rollout.apply import on_disk
 from toolkit.services import Gate, ServiceManager
 from toolkit.topology.model import Host, Topology
@@ -43,18 +43,6 @@ ORDER = (
 EXIT_GRACE = 5.0  # s a service just started may take to show its process (its pid file)
 HEALTH_GATE = Gate(60)  # how long a service without a `back` gate of its own may take to be healthy
 UNITS = {"named": "named", "kgt-health": "kgt-health"}  # systemd unit names that differ from the service's
-
-
-class ActionFailed(KgtError):
-    """A service did not take its new files: the action failed, or it is not healthy after it."""
-
-    def __init__(self, service: str, message: str) -> None:
-        self.service = service
-        super().__init__(message)
-
-
-class NotActed(ActionFailed):
-    """A coordinated step that was not taken (its rollout halted, the cluster not whole, its turn never came)."""
 
 
 def order_of(service: str) -> int:

@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from toolkit.errors import Compacted, KgtError, StoreError, StoreUnavailable
+from toolkit.errors import ActionFailed, AgentError, Compacted, NotActed, StoreError, StoreUnavailable
 from toolkit.files import write_atomic
 from toolkit.rollout import apply as files
-from toolkit.rollout.actions import ActionFailed, NotActed, order_of
+from toolkit.rollout.actions import order_of
 from toolkit.rollout.coordinate import Coordinator
 from toolkit.rollout.credentials import AgentCredentials
 from toolkit.rollout.keys import Keys
@@ -44,10 +43,6 @@ from toolkit.store import Store
 log = logging.getLogger("toolkit.rollout.agent")
 WATCH_SLICE = 20.0  # s a watch runs before the loop reads again (also the drift check's pace)
 BACKOFF = (0.5, 10.0)  # s: first and largest wait after etcd did not answer
-
-
-class AgentError(KgtError):
-    """The agent's own configuration is unusable."""
 
 
 @dataclass(frozen=True)
@@ -337,8 +332,3 @@ class Agent:
                 self.report("stale", f"etcd: {exc}")
                 wait(backoff * random.uniform(0.5, 1.5))
                 backoff = min(BACKOFF[1], backoff * 2)
-
-
-def status_of(raw: bytes | None) -> dict[str, Any] | None:
-    """A stored status as a dict (None when the agent never reported)."""
-    return None if raw is None else dict(json.loads(raw))

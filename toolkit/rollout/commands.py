@@ -24,7 +24,7 @@ import click
 from toolkit.cli_options import FamilyGroup, duration_option, output_format, selection
 from toolkit.cli_options import secrets as secrets_option
 from toolkit.cli_options import topology as topology_argument
-from toolkit.errors import KgtError, StoreError
+from toolkit.errors import RolloutUnreadable, StoreError
 
 if TYPE_CHECKING:
     from toolkit.rollout.agent import AgentConfig
@@ -33,12 +33,6 @@ if TYPE_CHECKING:
     from toolkit.topology.model import Topology
 
 DEFAULT_CONFIG = Path("/etc/kgt/agent.yaml")
-
-
-class RolloutUnreadable(KgtError):
-    """etcd could not be read (`kgt rollout`)."""
-
-    exit_code = 3
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -35,8 +35,8 @@ from pathlib import Path
 from toolkit.analysis import events
 from toolkit.analysis.cluster import evaluate
 from toolkit.analysis.model import Layout
-from toolkit.errors import StoreError
-from toolkit.rollout.actions import NotActed, ServiceActions
+from toolkit.errors import Halted, NotActed, StoreError
+from toolkit.rollout.actions import ServiceActions
 from toolkit.rollout.apply import on_disk
 from toolkit.rollout.keys import Keys
 from toolkit.services import wsrep_status
@@ -76,10 +76,6 @@ POLICY: dict[str, Policy] = {
 }
 ROLE_OF = {"mariadb": "galera", "etcd": "etcd", "keystone": "keystone"}
 Waiting = Callable[[str], None]
-
-
-class Halted(NotActed):
-    """The service's rollout was stopped by a failed restart elsewhere."""
 
 
 class Coordinator:

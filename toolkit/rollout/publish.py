@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from toolkit.errors import KgtError, StoreAuthFailed, StoreError
+from toolkit.errors import PublishError, StoreAuthFailed, StoreError
 from toolkit.render import diff as differ
 from toolkit.render.engine import AGENT_SERVICE, RenderedFile, render
 from toolkit.render.select import Selection
@@ -36,10 +36,6 @@ from toolkit.secretstore import Secrets
 from toolkit.store import Item, Store, StoreSettings, UserSpec, setup_auth
 from toolkit.topology import etcd
 from toolkit.topology.model import Topology
-
-
-class PublishError(KgtError):
-    """A publish could not be written as asked (a concurrent publish, no etcd member in the topology)."""
 
 
 def endpoints(topology: Topology) -> tuple[str, ...]:

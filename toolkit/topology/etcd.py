@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from toolkit import tlsfiles
 from toolkit.errors import Problem
 from toolkit.topology.document import Settings, TopologyDoc
 from toolkit.topology.loader import LineMap, Loc
@@ -52,7 +53,7 @@ def members(topology: Topology) -> tuple[Host, ...]:
 
 def client_urls(topology: Topology) -> tuple[str, ...]:
     """Every member's client URL (https on a TLS site): what agents, `kgt publish` and `kgt rollout` dial."""
-    scheme = "https" if topology.tls_on else "http"
+    scheme = tlsfiles.scheme(topology.tls_on)
     return tuple(f"{scheme}://{h.address}:{h.settings.etcd.client_port}" for h in members(topology))
 
 
