@@ -78,9 +78,14 @@ class Builder:
         t0 = -1.0 + 0.1 * self._n  # the setup process runs one operation at a time
         self._add("setup", "rtt", t0, t0 + seconds, "ok", seconds, host=f"{region}-db1")
 
-    def final(self, host: str, values: dict[str, int] | None, status: str = "Primary") -> None:
+    def final(
+        self, host: str, values: dict[str, int] | None, status: str = "Primary", conf_id: int | None = None
+    ) -> None:
         t = 100.0 + self._n  # the final process reads one node after the other
-        self._add("final", "status", t, t + 0.001, "ok", {"status": status, "size": 3, "state": "Synced"}, host=host)
+        read: dict[str, object] = {"status": status, "size": 3, "state": "Synced"}
+        if conf_id is not None:
+            read["conf_id"] = conf_id
+        self._add("final", "status", t, t + 0.001, "ok", read, host=host)
         if values is not None:
             self._add("final", "read", t + 0.002, t + 0.003, "ok", values, host=host, poll=0)
 
@@ -157,6 +162,38 @@ def test_non_primary_final_nodes_are_not_used() -> None:
     b.final("r2-db1", {"r1": 0, "r2": 0, "shared": 0}, status="non-Primary")  # cut off, stale: not lost
     report = check(b.ops())
     assert report.verdict == "valid", report.summary
+
+
+def test_a_node_still_primary_in_an_older_configuration_is_not_divergent() -> None:
+    # Seen in the lab: a cut healed a moment before the final reads; r2-db1 had not yet
+    # noticed that r1 and r3 evicted it (conf_id 15, size 3) while they were at conf_id 16.
+    b = clean()
+    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
+    b.final("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
+    b.final("r2-db1", {"r1": 1, "r2": 1, "shared": 2}, conf_id=15)
+    b.final("r3-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
+    report = check(b.ops())
+    assert report.verdict == "valid", report.summary
+    assert report.final["r2-db1"]["conf_id"] == 15  # kept in the report, judged by nobody
+
+
+def test_nodes_of_the_same_configuration_that_disagree_are_divergent() -> None:
+    b = clean()
+    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
+    b.final("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
+    b.final("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=15)
+    b.final("r3-db1", {"r1": 1, "r2": 1, "shared": 3}, conf_id=16)
+    report = check(b.ops())
+    assert [a.kind for a in report.anomalies] == ["divergent"]
+
+
+def test_a_write_only_an_older_primary_configuration_has_is_lost() -> None:
+    b = clean()
+    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
+    b.final("r1-db1", {"r1": 1, "r2": 1, "shared": 2}, conf_id=16)  # r1 = 2 was acknowledged
+    b.final("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=15)  # only the stale component has it
+    report = check(b.ops())
+    assert "lost-write" in [a.kind for a in report.anomalies]
 
 
 def test_stale_read_is_flagged_with_staleness() -> None:

@@ -22,8 +22,8 @@ BOOKKEEPING = ("setup", "final")
 class Final:
     """What the "final" process read of every node, and the counters of those that said Primary."""
 
-    nodes: dict[str, dict[str, Any]]  # host -> {"status": str|None, "values": {row: n}|None}
-    primary: tuple[dict[str, int], ...]  # the counters of the nodes that said Primary
+    nodes: dict[str, dict[str, Any]]  # host -> {"status": str|None, "conf_id": int|None, "values": {row: n}|None}
+    primary: tuple[dict[str, int], ...]  # the counters of the nodes in the newest Primary component
 
     @property
     def checked(self) -> bool:
@@ -95,17 +95,30 @@ def _rows(done: Sequence[Done], regions: Sequence[str]) -> tuple[str, ...]:
 
 
 def _final(done: Sequence[Done]) -> Final:
-    """The final reads: each node's status and counters, and the counters of the Primary ones."""
+    """The final reads: each node's status and counters, and the counters of the Primary ones.
+
+    Only the newest Primary component counts: a node that still says Primary under an older
+    configuration (`wsrep_cluster_conf_id`) has not yet seen that the others evicted it (a
+    cut healed a moment ago) and serves a stale view; its counters are kept in `nodes` but
+    judged by nobody. A write acknowledged only there is then missing from the newest
+    component and still found, as a lost write.
+    """
     status: dict[str, str | None] = {}
+    conf: dict[str, int | None] = {}
     values: dict[str, dict[str, int] | None] = {}
     for d in done:
         if d.start.process != "final":
             continue
         if d.start.f == "status":
-            status[d.start.host] = (d.end.value or {}).get("status") if d.type == "ok" and d.end else None
+            read = (d.end.value or {}) if d.type == "ok" and d.end else {}
+            status[d.start.host] = read.get("status")
+            conf[d.start.host] = read.get("conf_id") if isinstance(read.get("conf_id"), int) else None
         elif d.start.f == "read":
             values[d.start.host] = d.values if d.type == "ok" else None
     hosts = list(dict.fromkeys([*status, *values]))
-    nodes = {h: {"status": status.get(h), "values": values.get(h)} for h in hosts}
-    primary = tuple(v for h, v in values.items() if v is not None and status.get(h) == PRIMARY)
+    nodes = {h: {"status": status.get(h), "conf_id": conf.get(h), "values": values.get(h)} for h in hosts}
+    readable = {h: v for h, v in values.items() if v is not None and status.get(h) == PRIMARY}
+    confs = [c for h in readable if (c := conf.get(h)) is not None]
+    newest = max(confs, default=None)
+    primary = tuple(v for h, v in readable.items() if newest is None or conf.get(h) in (None, newest))
     return Final(nodes, primary)
