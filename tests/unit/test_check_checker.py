@@ -164,34 +164,43 @@ def test_non_primary_final_nodes_are_not_used() -> None:
     assert report.verdict == "valid", report.summary
 
 
+def ending_with(*finals: tuple[str, dict[str, int], int]) -> Builder:
+    """The clean history with these final reads (host, counters, conf_id) instead of its own."""
+    b = clean()
+    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
+    for host, values, conf_id in finals:
+        b.final(host, values, conf_id=conf_id)
+    return b
+
+
 def test_a_node_still_primary_in_an_older_configuration_is_not_divergent() -> None:
     # Seen in the lab: a cut healed a moment before the final reads; r2-db1 had not yet
     # noticed that r1 and r3 evicted it (conf_id 15, size 3) while they were at conf_id 16.
-    b = clean()
-    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
-    b.final("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
-    b.final("r2-db1", {"r1": 1, "r2": 1, "shared": 2}, conf_id=15)
-    b.final("r3-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
+    b = ending_with(
+        ("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, 16),
+        ("r2-db1", {"r1": 1, "r2": 1, "shared": 2}, 15),
+        ("r3-db1", {"r1": 2, "r2": 1, "shared": 3}, 16),
+    )
     report = check(b.ops())
     assert report.verdict == "valid", report.summary
     assert report.final["r2-db1"]["conf_id"] == 15  # kept in the report, judged by nobody
 
 
 def test_nodes_of_the_same_configuration_that_disagree_are_divergent() -> None:
-    b = clean()
-    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
-    b.final("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=16)
-    b.final("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=15)
-    b.final("r3-db1", {"r1": 1, "r2": 1, "shared": 3}, conf_id=16)
+    b = ending_with(
+        ("r1-db1", {"r1": 2, "r2": 1, "shared": 3}, 16),
+        ("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, 15),
+        ("r3-db1", {"r1": 1, "r2": 1, "shared": 3}, 16),
+    )
     report = check(b.ops())
     assert [a.kind for a in report.anomalies] == ["divergent"]
 
 
 def test_a_write_only_an_older_primary_configuration_has_is_lost() -> None:
-    b = clean()
-    b._ops = [o for o in b._ops if o[2]["process"] != "final"]
-    b.final("r1-db1", {"r1": 1, "r2": 1, "shared": 2}, conf_id=16)  # r1 = 2 was acknowledged
-    b.final("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, conf_id=15)  # only the stale component has it
+    b = ending_with(
+        ("r1-db1", {"r1": 1, "r2": 1, "shared": 2}, 16),  # r1 = 2 was acknowledged
+        ("r2-db1", {"r1": 2, "r2": 1, "shared": 3}, 15),  # only the stale component has it
+    )
     report = check(b.ops())
     assert "lost-write" in [a.kind for a in report.anomalies]
 

@@ -20,7 +20,7 @@ BOOKKEEPING = ("setup", "final")
 
 @dataclass(frozen=True)
 class Final:
-    """What the "final" process read of every node, and the counters of those that said Primary."""
+    """What the "final" process read of every node, and the counters of the newest Primary component's."""
 
     nodes: dict[str, dict[str, Any]]  # host -> {"status": str|None, "conf_id": int|None, "values": {row: n}|None}
     primary: tuple[dict[str, int], ...]  # the counters of the nodes in the newest Primary component
@@ -120,5 +120,5 @@ def _final(done: Sequence[Done]) -> Final:
     readable = {h: v for h, v in values.items() if v is not None and status.get(h) == PRIMARY}
     confs = [c for h in readable if (c := conf.get(h)) is not None]
     newest = max(confs, default=None)
-    primary = tuple(v for h, v in readable.items() if newest is None or conf.get(h) in (None, newest))
+    primary = tuple(v for h, v in readable.items() if conf.get(h) in (None, newest))
     return Final(nodes, primary)
